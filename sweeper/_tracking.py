@@ -1,0 +1,342 @@
+"""MLflow records of a sweep: one parent run, one nested child run per trial.
+
+    coordinator --events (queue.Queue)--> writer thread --MlflowClient--> tracking store
+
+Only the coordinator process writes MLflow (one writer), and within it only this thread, so
+a slow store (57-300 ms a run on SQLite) never stalls scheduling. Writes are batched with
+``log_batch``; the parent's progress is coalesced to its latest value. A write that still fails
+after retries is spooled to a JSON-lines file and reported, never silently dropped.
+mlflow is imported on the writer thread, overlapping its 3 s import with worker start-up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import socket
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import TrackingError
+
+RETRIES = 3
+_SECRET_IN_URI = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@]*):(?P<secret>[^@/]*)@")
+
+
+def redact_uri(uri: str | None) -> str:
+    """``http://u:s3cret@host`` -> ``http://u:***@host``; for anything printed or logged."""
+    return _SECRET_IN_URI.sub(r"\g<scheme>\g<user>:***@", uri or "")
+
+
+def resolve_tracking_uri(uri: str | None) -> str:
+    """The store this sweep writes to: explicit, else ``MLFLOW_TRACKING_URI``, else MLflow's
+    own default, the SQLite file ``mlflow.db`` in the working directory (what ``mlflow ui``
+    started here opens)."""
+    if uri:
+        return uri
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    return "sqlite:///" + os.path.abspath("mlflow.db")
+
+
+def check_reachable(uri: str, timeout_s: float = 3.0) -> None:
+    """Fail fast, before any worker starts and without importing mlflow, on an unusable store."""
+    parts = urlsplit(uri)
+    if parts.scheme in ("http", "https"):
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            with socket.create_connection((parts.hostname or "localhost", port), timeout=timeout_s):
+                pass
+        except OSError as exc:
+            raise TrackingError(
+                f"MLflow tracking server {redact_uri(uri)} is unreachable ({exc.strerror or exc}); "
+                "start it, or drop --tracking-uri to use the local mlflow.db"
+            ) from None
+    elif parts.scheme == "sqlite":
+        path = uri[len("sqlite:///"):]
+        directory = os.path.dirname(path) or "."
+        if path and not os.path.isdir(directory):
+            raise TrackingError(f"tracking store {redact_uri(uri)}: directory {directory} does not exist")
+
+
+def mlflow_ui_command(uri: str) -> str:
+    return f"mlflow ui --backend-store-uri {redact_uri(uri)}"
+
+
+@dataclass
+class ChildRecord:
+    """Everything a finished trial leaves in its child run, written in one batch."""
+
+    number: int
+    status: str  # FINISHED | FAILED | KILLED
+    start_ms: int
+    end_ms: int
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: list[tuple[str, float, int, int]] = field(default_factory=list)  # key, value, step, ms
+    tags: dict[str, str] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)  # artifact file -> content
+    files: list[tuple[str, str | None]] = field(default_factory=list)  # local path, artifact dir
+
+
+class Tracker:
+    """Writes a sweep to MLflow from a background thread. ``close`` flushes everything."""
+
+    def __init__(
+        self,
+        uri: str,
+        experiment: str,
+        run_name: str,
+        *,
+        parent_run_id: str | None = None,
+        spool_path: str | None = None,
+    ) -> None:
+        self.uri = uri
+        self.experiment = experiment
+        self.run_name = run_name
+        self.parent_run_id = parent_run_id
+        self.experiment_id: str | None = None
+        self.run_ids: dict[int, str] = {}
+        self.failures: list[str] = []
+        self._spool_path = spool_path
+        self._events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._ready = threading.Event()
+        self._start_error: BaseException | None = None
+        self._parent_progress: tuple[dict[str, float], dict[str, str], int] | None = None
+        self._latest_progress = self._parent_progress  # rewritten at close: ids known by then
+        self._progress_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._client: Any = None
+
+    # --- coordinator side (cheap, never blocks on the store) -----------------------------------
+
+    def start(self, params: Mapping[str, Any], tags: Mapping[str, str], texts: Mapping[str, str]) -> None:
+        self._thread = threading.Thread(
+            target=self._run, args=(dict(params), dict(tags), dict(texts)),
+            name="sweeper-mlflow-writer", daemon=True,
+        )
+        self._thread.start()
+
+    def wait_ready(self, timeout_s: float = 120.0) -> str:
+        """Block until the parent run exists; raise ``TrackingError`` if it could not be made."""
+        if not self._ready.wait(timeout_s):
+            raise TrackingError(f"MLflow store {redact_uri(self.uri)} did not answer in {timeout_s:.0f}s")
+        if self._start_error is not None:
+            raise TrackingError(
+                f"could not open MLflow store {redact_uri(self.uri)}: "
+                f"{redact_uri(str(self._start_error)).splitlines()[0][:300]}"
+            )
+        assert self.parent_run_id is not None
+        return self.parent_run_id
+
+    def raise_if_failed(self) -> None:
+        """Non-blocking: raise ``TrackingError`` if the store could not be opened."""
+        if self._ready.is_set() and self._start_error is not None:
+            self.wait_ready(0)
+
+    def child_started(self, number: int, start_ms: int, tags: Mapping[str, str]) -> None:
+        self._events.put(("child_start", (number, start_ms, dict(tags))))
+
+    def child_finished(self, record: ChildRecord) -> None:
+        self._events.put(("child_end", record))
+
+    def parent_progress(self, metrics: Mapping[str, float], tags: Mapping[str, str], step: int) -> None:
+        """Only the latest progress matters: a backlog writes it once, not once per trial."""
+        with self._progress_lock:
+            self._parent_progress = self._latest_progress = (dict(metrics), dict(tags), step)
+        self._events.put(("parent_progress", None))
+
+    def close(self, status: str, tags: Mapping[str, str] | None = None, timeout_s: float = 600.0) -> None:
+        """Flush every pending write, end the parent run with ``status`` and stop the thread."""
+        if self._thread is None:
+            return
+        self._events.put(("close", (status, dict(tags or {}))))
+        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            self.failures.append(f"MLflow writer still busy after {timeout_s:.0f}s; some runs may be missing")
+        self._thread = None
+
+    # --- writer thread ---------------------------------------------------------------------------
+
+    def _run(self, params: dict[str, Any], tags: dict[str, str], texts: dict[str, str]) -> None:
+        try:
+            self._open(params, tags, texts)
+        except BaseException as exc:  # noqa: BLE001 - reported through wait_ready
+            self._start_error = exc
+            self._ready.set()
+            self._drain_to_spool()
+            return
+        self._ready.set()
+        while True:
+            kind, payload = self._events.get()
+            if kind == "close":
+                with self._progress_lock:
+                    self._parent_progress = self._latest_progress
+                self._write_progress()
+                status, end_tags = payload
+                self._retry("end parent run", lambda: self._end_parent(status, end_tags))
+                return
+            if kind == "child_start":
+                number, start_ms, child_tags = payload
+                self._retry(f"start trial {number}", lambda: self._start_child(number, start_ms, child_tags))
+            elif kind == "child_end":
+                self._retry(f"record trial {payload.number}", lambda: self._end_child(payload), payload)
+            elif kind == "parent_progress":
+                self._write_progress()
+
+    def _open(self, params: dict[str, Any], tags: dict[str, str], texts: dict[str, str]) -> None:
+        from mlflow import MlflowClient
+        from mlflow.entities import Param, RunTag
+
+        self._client = client = MlflowClient(tracking_uri=self.uri)
+        experiment = client.get_experiment_by_name(self.experiment)
+        if experiment is None:
+            self.experiment_id = client.create_experiment(self.experiment)
+        else:
+            self.experiment_id = experiment.experiment_id
+            if experiment.lifecycle_stage == "deleted":
+                client.restore_experiment(self.experiment_id)
+        if self.parent_run_id is not None:  # resume: the same parent goes on
+            client.update_run(self.parent_run_id, status="RUNNING")
+            self._close_stale_children()
+            return
+        run = client.create_run(self.experiment_id, run_name=self.run_name, tags=tags)
+        self.parent_run_id = run.info.run_id
+        batch = [Param(k, _param_text(v)) for k, v in params.items()]
+        for chunk in _chunks(batch, 100):
+            client.log_batch(self.parent_run_id, params=chunk)
+        for name, text in texts.items():
+            client.log_text(self.parent_run_id, text, name)
+
+    def _close_stale_children(self) -> None:
+        """Child runs a dead coordinator left RUNNING end as KILLED (MLflow never does it)."""
+        stale = self._client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{self.parent_run_id}' and attributes.status = 'RUNNING'",
+            max_results=10000,
+        )
+        for run in stale:
+            self._client.set_tag(run.info.run_id, "sweeper.fail_reason", "interrupted")
+            self._client.set_terminated(run.info.run_id, "KILLED")
+
+    def _start_child(self, number: int, start_ms: int, tags: dict[str, str]) -> None:
+        from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+        all_tags = {MLFLOW_PARENT_RUN_ID: self.parent_run_id, **tags}
+        run = self._client.create_run(
+            self.experiment_id, start_time=start_ms, run_name=f"trial-{number:04d}", tags=all_tags
+        )
+        self.run_ids[number] = run.info.run_id
+
+    def _end_child(self, record: ChildRecord) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
+        if record.number not in self.run_ids:  # its start was lost to an outage: make it now
+            self._start_child(record.number, record.start_ms, {})
+        run_id = self.run_ids[record.number]
+        entities: list[Any] = [Param(k, _param_text(v)) for k, v in record.params.items()]
+        entities += [RunTag(k, str(v)[:5000]) for k, v in record.tags.items()]
+        entities += [Metric(k, v, ts, step) for k, v, step, ts in record.metrics]
+        params = [e for e in entities if isinstance(e, Param)]
+        tags = [e for e in entities if isinstance(e, RunTag)]
+        metrics = [e for e in entities if isinstance(e, Metric)]
+        # One log_batch for the usual trial; MLflow caps a batch at 100 params+tags, 1000 items.
+        while params or tags or metrics:
+            p, params = params[:100], params[100:]
+            t, tags = tags[: 100 - len(p)], tags[100 - len(p):]
+            m, metrics = metrics[: 1000 - len(p) - len(t)], metrics[1000 - len(p) - len(t):]
+            self._client.log_batch(run_id, metrics=m, params=p, tags=t)
+        for name, text in record.texts.items():
+            self._client.log_text(run_id, text, name)
+        for path, artifact_dir in record.files:
+            if os.path.exists(path):
+                self._client.log_artifact(run_id, path, artifact_dir)
+        self._client.set_terminated(run_id, record.status, end_time=record.end_ms)
+
+    def _write_progress(self) -> None:
+        with self._progress_lock:
+            progress, self._parent_progress = self._parent_progress, None
+        if progress is None or self.parent_run_id is None:
+            return
+        from mlflow.entities import Metric, RunTag
+
+        metrics, tags, step = progress
+        now = _now_ms()
+        if "sweeper.best_trial" in tags:
+            best = self.run_ids.get(int(tags["sweeper.best_trial"]))
+            if best is not None:
+                tags = {**tags, "sweeper.best_run_id": best}
+        self._retry(
+            "update parent run",
+            lambda: self._client.log_batch(
+                self.parent_run_id,
+                metrics=[Metric(k, v, now, step) for k, v in metrics.items()],
+                tags=[RunTag(k, v) for k, v in tags.items()],
+            ),
+        )
+
+    def _end_parent(self, status: str, tags: dict[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        if tags:
+            self._client.log_batch(self.parent_run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        self._client.set_terminated(self.parent_run_id, status)
+
+    def _retry(self, what: str, write: Any, record: ChildRecord | None = None) -> None:
+        delay = 0.2
+        for attempt in range(RETRIES):
+            try:
+                write()
+                return
+            except Exception as exc:  # noqa: BLE001 - a tracking outage must not end the sweep
+                if attempt == RETRIES - 1:
+                    message = f"{what}: {redact_uri(str(exc)).splitlines()[0][:200]}"
+                    self.failures.append(message)
+                    self._spool(what, record)
+                    return
+                time.sleep(delay)
+                delay *= 4
+
+    def _spool(self, what: str, record: ChildRecord | None) -> None:
+        if self._spool_path is None:
+            return
+        entry: dict[str, Any] = {"what": what, "time_ms": _now_ms()}
+        if record is not None:
+            entry["record"] = {
+                "number": record.number, "status": record.status, "params": {k: str(v) for k, v in record.params.items()},
+                "metrics": record.metrics, "tags": record.tags,
+            }
+        os.makedirs(os.path.dirname(self._spool_path) or ".", exist_ok=True)
+        with open(self._spool_path, "a", encoding="utf-8") as spool:
+            spool.write(json.dumps(entry) + "\n")
+
+    def _drain_to_spool(self) -> None:
+        """After a failed start, keep consuming events so the coordinator never blocks."""
+
+        def drain() -> None:
+            while True:
+                kind, payload = self._events.get()
+                if kind == "child_end":
+                    self._spool(f"record trial {payload.number}", payload)
+                if kind == "close":
+                    return
+
+        drain()
+
+
+def _param_text(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text[:6000]
+
+
+def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

@@ -1,0 +1,196 @@
+"""Runs trials, one at a time, inside a worker process.
+
+    inbox (this worker's own Manager queue) --RunTrial--> objective(trial) --TrialFinished--> outbox
+
+The loop never raises: whatever the objective does (raise, return garbage, call sys.exit), the
+coordinator gets exactly one ``TrialFinished`` of plain data. Never imports optuna or mlflow
+(the coordinator is the one writer); keeps start-up cheap under ``spawn``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ._messages import RunTrial, Shutdown, TrialFinished, WorkerReady
+from .errors import TrialPruned
+from .trial import Trial
+
+#: How often a worker checks that its coordinator is still alive.
+WATCHDOG_INTERVAL_S = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    """Plain-data settings a worker process starts with."""
+
+    coordinator_pid: int
+    max_trials: int | None = None  # exit after this many trials (the coordinator restarts us)
+
+
+def worker_main(worker_id: int, inbox: Any, outbox: Any, options: WorkerOptions) -> None:
+    """Entry point of a worker process: loop until ``Shutdown`` or the coordinator is gone."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
+    start_orphan_watchdog(options.coordinator_pid)
+    try:
+        outbox.put(WorkerReady(worker_id, os.getpid()))
+        done = 0
+        while options.max_trials is None or done < options.max_trials:
+            message = inbox.get()
+            if isinstance(message, Shutdown):
+                return
+            if isinstance(message, RunTrial):
+                outbox.put(run_trial(worker_id, message, inbox, outbox))
+                done += 1
+            # Stale answers (a Suggestion for a trial that already ended) are dropped.
+    except (EOFError, OSError):
+        return  # the Manager is gone: the coordinator is shutting down or died
+
+
+def run_trial(worker_id: int, message: RunTrial, inbox: Any, outbox: Any) -> TrialFinished:
+    """Run one objective call and describe its outcome as plain data."""
+    number = message.trial_number
+    trial = Trial(number, message.params, worker_id=worker_id, inbox=inbox, outbox=outbox)
+    started = time.perf_counter()
+
+    def finished(state: str, **fields: Any) -> TrialFinished:
+        return TrialFinished(
+            worker_id, number, state, duration_s=time.perf_counter() - started, **fields  # type: ignore[arg-type]
+        )
+
+    try:
+        objective = load_callable(message.objective)
+        with _tracking_env(message):
+            result = objective(trial, **message.objective_kwargs)
+    except BaseException as exc:  # noqa: BLE001 - SystemExit from an objective is a failure too
+        if _is_pruned(exc):
+            return finished("pruned", reason="pruned")
+        return finished(
+            "fail",
+            error=_describe(exc),
+            traceback=traceback.format_exc(),
+            reason="exception",
+        )
+    try:
+        values = coerce_values(result)
+    except ValueError as exc:
+        return finished("fail", error=str(exc), reason="bad_value")
+    return finished("complete", values=values)
+
+
+def coerce_values(result: Any) -> tuple[float, ...]:
+    """Turn an objective's return value into floats here, so no user type crosses the queue."""
+    items = result if isinstance(result, (list, tuple)) else [result]
+    values = []
+    for item in items:
+        if isinstance(item, (str, bytes)) or item is None:
+            raise ValueError(
+                f"objective must return a float or a sequence of floats, got {type(item).__name__} {item!r:.80}"
+            )
+        try:
+            value = float(item)
+        except (TypeError, ValueError, OverflowError):
+            raise ValueError(
+                f"objective must return a float or a sequence of floats, got {type(item).__name__}"
+            ) from None
+        if math.isnan(value):
+            raise ValueError("objective returned nan, which is not an acceptable value")
+        values.append(value)
+    if not values:
+        raise ValueError("objective returned an empty sequence")
+    return tuple(values)
+
+
+_CALLABLES: dict[str, Callable[..., Any]] = {}
+
+
+def load_callable(path: str) -> Callable[..., Any]:
+    """Import ``"pkg.module:qualname"`` once per worker and keep it."""
+    if path not in _CALLABLES:
+        module_name, _, qualname = path.partition(":")
+        if module_name == "__main__" and "__mp_main__" in sys.modules:
+            module: Any = sys.modules["__mp_main__"]
+        else:
+            module = importlib.import_module(module_name)
+        target = module
+        for part in qualname.split("."):
+            target = getattr(target, part)
+        _CALLABLES[path] = target
+    return _CALLABLES[path]
+
+
+def start_orphan_watchdog(coordinator_pid: int) -> threading.Thread:
+    """Exit when the coordinator dies, even mid-trial: a SIGKILLed coordinator leaves no orphans.
+
+    Checks both the parent pid (reparenting happens when a forkserver or spawner dies) and the
+    coordinator pid itself, because under forkserver our parent is the forkserver, not it.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(WATCHDOG_INTERVAL_S)
+            if os.getppid() != parent or not _pid_alive(coordinator_pid):
+                os._exit(70)
+
+    thread = threading.Thread(target=watch, name="sweeper-orphan-watchdog", daemon=True)
+    thread.start()
+    return thread
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _is_pruned(exc: BaseException) -> bool:
+    if isinstance(exc, TrialPruned):
+        return True
+    optuna_exceptions = sys.modules.get("optuna.exceptions")  # never import optuna for this
+    return optuna_exceptions is not None and isinstance(exc, optuna_exceptions.TrialPruned)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"SystemExit: objective called sys.exit({exc.code!r})"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class _tracking_env:
+    """Point plain ``mlflow.log_*`` calls in the objective at this trial's child run."""
+
+    _KEYS = ("MLFLOW_RUN_ID", "MLFLOW_TRACKING_URI")
+
+    def __init__(self, message: RunTrial) -> None:
+        self._values = (message.run_id, message.tracking_uri)
+        self._saved: dict[str, str | None] = {}
+
+    def __enter__(self) -> None:
+        for key, value in zip(self._KEYS, self._values):
+            self._saved[key] = os.environ.get(key)
+            if value is not None:
+                os.environ[key] = value
+            else:
+                os.environ.pop(key, None)
+
+    def __exit__(self, *exc: object) -> None:
+        for key, value in self._saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

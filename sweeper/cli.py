@@ -1,0 +1,215 @@
+"""The ``sweeper`` command: ``run`` and ``validate``.
+
+``main(argv) -> int`` never lets a ``SweeperError`` become a traceback: one line per problem on
+stderr and exit status 2 (``--debug`` shows the traceback). Nothing heavy (optuna, mlflow,
+sklearn) is imported at module level, so ``--help`` is instant.
+
+Exit codes: 0 the sweep ran (some trials may have failed), 1 no trial completed,
+2 usage or config error, 130 interrupted by Ctrl-C, 143 by SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from .errors import SweeperError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sweeper",
+        description="Process-parallel hyperparameter sweeps with Optuna, logged to MLflow.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    verbs = parser.add_subparsers(dest="verb", metavar="COMMAND")
+    verbs.required = True
+
+    run = verbs.add_parser("run", help="run (or resume) a sweep from a YAML config")
+    run.add_argument("config", help="path to a sweep config, e.g. configs/digits_svc_grid.yaml")
+    run.add_argument("--n-trials", type=int, metavar="N", help="total trials of the sweep")
+    run.add_argument("--n-jobs", type=int, metavar="N", help="worker processes (default: all cores)")
+    run.add_argument("--timeout", type=float, metavar="S", help="start no trial after S seconds")
+    run.add_argument("--trial-timeout", type=float, metavar="S", help="kill a trial after S seconds")
+    run.add_argument("--tracking-uri", metavar="URI", help="MLflow store (default: ./mlflow.db)")
+    run.add_argument("--experiment", metavar="NAME", help="MLflow experiment (default: sweep name)")
+    run.add_argument("--name", metavar="SWEEP", help="sweep name (default: from the config)")
+    run.add_argument("--seed", type=int, metavar="N", help="sampler and CV seed")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override any config key, e.g. --set search_space.C.high=10")
+    run.add_argument("--start-method", choices=("forkserver", "spawn", "fork"),
+                     help="how worker processes start (default: forkserver where available)")
+    run.add_argument("--top", type=int, default=5, metavar="N", help="trials in the closing table")
+
+    validate = verbs.add_parser("validate", help="check a config and print its search space")
+    validate.add_argument("config")
+    validate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.verb == "run":
+            return _run(args)
+        return _validate(args)
+    except SweeperError as exc:
+        if args.debug:
+            raise
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            print(f"sweeper: error: {line}", file=sys.stderr)
+        return 2
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    flags = {
+        "n_trials": args.n_trials, "n_jobs": args.n_jobs, "timeout": args.timeout,
+        "trial_timeout": args.trial_timeout, "tracking.uri": args.tracking_uri,
+        "tracking.experiment": args.experiment, "name": args.name, "seed": args.seed,
+    }
+    return [f"{k}={v}" for k, v in flags.items() if v is not None] + list(args.set)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .api import run_config
+    from .config import load_config
+
+    _log_to_stderr()
+    cfg = load_config(args.config, _overrides(args))
+    progress = _Progress(cfg.n_trials)
+    result = run_config(cfg, on_trial_finished=progress, start_method=args.start_method)
+    summary = result.summary
+    if result.nothing_to_do:
+        print(f"sweep {cfg.name!r} is complete ({len(result.study.trials)} trials); nothing to do. "
+              f"Use --name NEW (or --n-trials with a larger total) to run more.")
+        _print_mlflow(result)
+        return 0
+    _print_results(result, args.top)
+    if summary.signal is not None:
+        return 128 + int(summary.signal)
+    if summary.n_complete == 0 and summary.n_finished > 0:
+        return 1
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from .config import check_config, grid_size, load_config
+
+    cfg = load_config(args.config, list(args.set))
+    check_config(cfg)
+    print(f"{cfg.source}: ok (sweep {cfg.name!r})")
+    if cfg.objective:
+        print(f"objective: {cfg.objective}")
+    else:
+        assert cfg.model is not None
+        print(f"model: {cfg.model.estimator}")
+    print("search space:")
+    for param in cfg.search_space:
+        if param.type == "categorical":
+            shape = f"categorical {list(param.choices or [])}"
+        else:
+            shape = f"{param.type} [{param.low}, {param.high}]"
+            if param.log:
+                shape += " log"
+            if param.step is not None:
+                shape += f" step {param.step}"
+        print(f"  {param.name}: {shape}")
+    size = grid_size(tuple(cfg.search_space))
+    if size is not None:
+        print(f"grid size: {size}")
+    print(f"sampler: {cfg.sampler.name}  n_trials: {cfg.n_trials}  n_jobs: {cfg.n_jobs or 'all cores'}")
+    return 0
+
+
+class _Progress:
+    """One line per finished trial on stderr: readable in a terminal and in CI logs alike."""
+
+    def __init__(self, n_trials: int | None) -> None:
+        self.n_trials = n_trials
+        self.t0 = time.monotonic()
+        self.best: float | None = None
+
+    def __call__(self, trial: Any, summary: Any, running: int) -> None:
+        state = trial.state.name.lower()
+        value = "" if trial.values is None else " value=" + ",".join(f"{v:.6g}" for v in trial.values)
+        total = f"/{self.n_trials}" if self.n_trials else ""
+        elapsed = time.monotonic() - self.t0
+        print(
+            f"[{summary.n_finished}{total}] trial {trial.number} {state}{value} | "
+            f"done {summary.n_complete} failed {summary.n_fail} pruned {summary.n_pruned} "
+            f"running {running} | {elapsed:.1f}s",
+            file=sys.stderr, flush=True,
+        )
+
+
+def _print_results(result: Any, top: int) -> None:
+    from optuna.trial import TrialState
+
+    from .api import run_id_of
+
+    study, summary = result.study, result.summary
+    print(
+        f"\nsweep {study.study_name!r}: {summary.n_complete} complete, {summary.n_fail} failed, "
+        f"{summary.n_pruned} pruned in {summary.elapsed_s:.1f}s on {len(summary.worker_pids)} worker process(es)"
+    )
+    if summary.stopped:
+        print(f"stopped early: {summary.stopped}")
+    if summary.failure_reasons:
+        print("failures: " + ", ".join(f"{k} x{v}" for k, v in sorted(summary.failure_reasons.items())))
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    if complete:
+        if len(study.directions) == 1:
+            reverse = study.direction.name == "MAXIMIZE"
+            ranked = sorted(complete, key=lambda t: t.value, reverse=reverse)[:top]
+            print(f"\ntop {len(ranked)} trials ({study.direction.name.lower()}):")
+        else:
+            ranked = sorted(study.best_trials, key=lambda t: t.number)[:top]
+            print(f"\nPareto front ({len(study.best_trials)} trials):")
+        for t in ranked:
+            values = ",".join(f"{v:.6g}" for v in t.values)
+            run_id = run_id_of(study, t) or "-"
+            params = " ".join(f"{k}={_short(v)}" for k, v in t.params.items())
+            print(f"  #{t.number:<4} {values:>12}  run {run_id}  {params}")
+    _print_mlflow(result)
+    for failure in summary.tracking_failures:
+        print(f"sweeper: warning: MLflow write failed: {failure}", file=sys.stderr)
+
+
+def _print_mlflow(result: Any) -> None:
+    from ._tracking import mlflow_ui_command
+
+    if result.tracking_uri:
+        print(f"\nMLflow experiment {result.experiment!r}, parent run {result.parent_run_id}")
+        print(f"open it with:  {mlflow_ui_command(result.tracking_uri)}")
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float) and math.isfinite(value):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _log_to_stderr() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("sweeper: %(message)s"))
+    logger = logging.getLogger("sweeper")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    _quiet_optuna()
+
+
+def _quiet_optuna() -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

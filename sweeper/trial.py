@@ -1,0 +1,186 @@
+"""The ``trial`` an objective receives inside a worker process.
+
+It looks like ``optuna.Trial`` to the objective, but decides nothing: every suggestion the
+coordinator did not pre-sample, every pruning question and every log line becomes a message
+to the coordinator, which alone owns the Optuna study and the MLflow runs (one writer).
+Imports no optuna and no mlflow, so a worker stays cheap to start.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import queue
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from ._messages import (
+    Artifact,
+    Metrics,
+    PruneDecision,
+    Report,
+    ShouldPrune,
+    Suggest,
+    Suggestion,
+    UserAttr,
+)
+from .errors import SweeperError
+
+#: How long a worker waits for the coordinator to answer a question before giving up.
+REPLY_TIMEOUT_S = 120.0
+
+
+class _Channel(Protocol):
+    def put(self, item: Any) -> None: ...
+    def get(self, block: bool = ..., timeout: float | None = ...) -> Any: ...
+
+
+class Trial:
+    """The live handle of one trial, as seen by ``objective(trial)``.
+
+    Supports what objectives use from ``optuna.Trial``: ``suggest_float``, ``suggest_int``,
+    ``suggest_categorical``, ``report``, ``should_prune``, ``set_user_attr``, ``user_attrs``,
+    ``number``, ``params``, ``distributions``; plus ``log_metric(s)`` and ``log_artifact`` for
+    the trial's MLflow child run.
+
+    Example:
+        >>> def objective(trial):
+        ...     x = trial.suggest_float("x", -10, 10)
+        ...     return (x - 2) ** 2
+    """
+
+    def __init__(
+        self,
+        number: int,
+        params: Mapping[str, Any],
+        *,
+        worker_id: int,
+        inbox: _Channel,
+        outbox: _Channel,
+    ) -> None:
+        self._number = number
+        self._presampled = dict(params)
+        self._params: dict[str, Any] = {}
+        self._distributions: dict[str, dict[str, Any]] = {}
+        self._user_attrs: dict[str, Any] = {}
+        self._worker_id = worker_id
+        self._inbox = inbox
+        self._outbox = outbox
+        self.reports = 0
+
+    # --- what Optuna objectives read ---------------------------------------------------------
+
+    @property
+    def number(self) -> int:
+        return self._number
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self._params)
+
+    @property
+    def distributions(self) -> dict[str, Any]:
+        """Optuna distribution objects when optuna is importable here, else their JSON dicts."""
+        try:
+            from optuna.distributions import json_to_distribution
+        except ImportError:  # pragma: no cover - optuna is a dependency
+            return dict(self._distributions)
+        return {k: json_to_distribution(json.dumps(v)) for k, v in self._distributions.items()}
+
+    @property
+    def user_attrs(self) -> dict[str, Any]:
+        return dict(self._user_attrs)
+
+    # --- suggestions -------------------------------------------------------------------------
+
+    def suggest_float(
+        self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False
+    ) -> float:
+        attrs: dict[str, Any] = {"low": float(low), "high": float(high), "log": bool(log), "step": step}
+        if step is not None:
+            attrs["step"] = float(step)
+        return float(self._suggest(name, {"name": "FloatDistribution", "attributes": attrs}))
+
+    def suggest_int(
+        self, name: str, low: int, high: int, *, step: int = 1, log: bool = False
+    ) -> int:
+        attrs = {"low": int(low), "high": int(high), "log": bool(log), "step": int(step)}
+        return int(self._suggest(name, {"name": "IntDistribution", "attributes": attrs}))
+
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
+        attrs = {"choices": list(choices)}
+        return self._suggest(name, {"name": "CategoricalDistribution", "attributes": attrs})
+
+    def suggest_uniform(self, name: str, low: float, high: float) -> float:
+        return self.suggest_float(name, low, high)
+
+    def suggest_loguniform(self, name: str, low: float, high: float) -> float:
+        return self.suggest_float(name, low, high, log=True)
+
+    def _suggest(self, name: str, distribution: dict[str, Any]) -> Any:
+        if name in self._params:
+            return self._params[name]
+        if name in self._presampled:
+            value = self._presampled[name]
+        else:
+            self._outbox.put(
+                Suggest(self._worker_id, self._number, name, json.dumps(distribution))
+            )
+            reply = self._await(Suggestion)
+            if reply.error is not None:
+                raise ValueError(reply.error)
+            value = reply.value
+        self._params[name] = value
+        self._distributions[name] = distribution
+        return value
+
+    # --- pruning -----------------------------------------------------------------------------
+
+    def report(self, value: float, step: int) -> None:
+        """Send an intermediate value to the coordinator's pruner (and MLflow); does not wait."""
+        value = float(value)
+        if not math.isfinite(value):
+            return  # optuna drops non-finite intermediate values from pruning as well
+        self.reports += 1
+        self._outbox.put(Report(self._worker_id, self._number, int(step), value))
+
+    def should_prune(self) -> bool:
+        self._outbox.put(ShouldPrune(self._worker_id, self._number))
+        return bool(self._await(PruneDecision).prune)
+
+    # --- records -----------------------------------------------------------------------------
+
+    def set_user_attr(self, key: str, value: Any) -> None:
+        json.dumps(value)  # fail here, in the user's frame, rather than in the coordinator
+        self._user_attrs[key] = value
+        self._outbox.put(UserAttr(self._worker_id, self._number, str(key), value))
+
+    def log_metric(self, key: str, value: float, step: int | None = None) -> None:
+        self.log_metrics({key: value}, step=step)
+
+    def log_metrics(self, values: Mapping[str, float], step: int | None = None) -> None:
+        """Log metrics to this trial's MLflow run (non-finite values are dropped)."""
+        clean = {str(k): float(v) for k, v in values.items() if math.isfinite(float(v))}
+        if clean:
+            self._outbox.put(Metrics(self._worker_id, self._number, clean, step))
+
+    def log_artifact(self, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
+        """Attach a file to this trial's MLflow run; it must still exist when the trial ends."""
+        full = os.path.abspath(os.fspath(path))
+        if not os.path.exists(full):
+            raise FileNotFoundError(full)
+        self._outbox.put(Artifact(self._worker_id, self._number, full, artifact_path))
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    def _await(self, kind: type) -> Any:
+        try:
+            reply = self._inbox.get(timeout=REPLY_TIMEOUT_S)
+        except queue.Empty:
+            raise SweeperError(
+                f"no answer from the coordinator within {REPLY_TIMEOUT_S:.0f}s"
+            ) from None
+        if not isinstance(reply, kind) or getattr(reply, "trial_number", None) != self._number:
+            raise SweeperError(f"protocol error: expected {kind.__name__}, got {reply!r}")
+        return reply
