@@ -1,0 +1,177 @@
+"""Objectives for tests, at module level so spawned and forkserver workers can import them.
+
+Fault objectives take a ``marker`` path (via objective_kwargs) when they must misbehave only
+once: the first trial that finds the file deletes it and then crashes.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import math
+import os
+import signal
+import sys
+import threading
+import time
+
+import optuna
+
+import sweeper
+
+
+def quadratic(trial):
+    x = trial.suggest_float("x", -10, 10)
+    return (x - 2) ** 2
+
+
+def sleepy(trial, sleep_s=0.2):
+    x = trial.suggest_float("x", 0, 1)
+    time.sleep(sleep_s)
+    return x
+
+
+def pid_value(trial, sleep_s=0.05):
+    """Returns its worker's pid, to see trials spread over processes."""
+    trial.suggest_int("i", 0, 1000)
+    time.sleep(sleep_s)
+    return float(os.getpid())
+
+
+def define_by_run(trial):
+    """Conditional params, reports, pruning and user attrs: what Optuna objectives do."""
+    kind = trial.suggest_categorical("kind", ["linear", "square"])
+    if kind == "linear":
+        a = trial.suggest_float("a", -5, 5)
+        value = abs(a)
+    else:
+        b = trial.suggest_int("b", 1, 10, log=True)
+        value = float(b * b)
+    trial.set_user_attr("kind_seen", kind)
+    for step in range(4):
+        trial.report(value + 3 - step, step)
+        if trial.should_prune():
+            raise optuna.TrialPruned()
+    return value
+
+
+def counted_steps(trial, steps=8):
+    """Reports ``steps`` intermediate values unless pruned; the number reported is a user attr."""
+    x = trial.suggest_float("x", 0, 10)
+    for step in range(steps):
+        trial.report(x + 1.0 / (step + 1), step)
+        trial.set_user_attr("steps", step + 1)
+        if trial.should_prune():
+            raise sweeper.TrialPruned()
+    return x
+
+
+def two_objectives(trial):
+    x = trial.suggest_float("x", 0, 5)
+    return x, (x - 3) ** 2
+
+
+def raises(trial):
+    trial.suggest_float("x", 0, 1)
+    raise ValueError("boom")
+
+
+def raises_on_odd(trial):
+    x = trial.suggest_float("x", 0, 1)
+    if trial.number % 2:
+        raise ValueError(f"odd trial {trial.number}")
+    return x
+
+
+class Unpicklable(Exception):
+    def __init__(self, a, b):  # noqa: D107 - pickling needs (a, b): python/cpython#76877
+        super().__init__(f"{a}-{b}")
+        self.lock = threading.Lock()
+
+
+def raises_unpicklable(trial):
+    raise Unpicklable(1, 2)
+
+
+def _once(marker):
+    if marker and os.path.exists(marker):
+        os.remove(marker)
+        return True
+    return False
+
+
+def sigkill_once(trial, marker=None):
+    x = trial.suggest_float("x", 0, 1)
+    if _once(marker):
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(0.05)
+    return x
+
+
+def segfault_once(trial, marker=None):
+    x = trial.suggest_float("x", 0, 1)
+    if _once(marker):
+        faulthandler._sigsegv()
+    return x
+
+
+def os_exit_once(trial, marker=None):
+    x = trial.suggest_float("x", 0, 1)
+    if _once(marker):
+        os._exit(3)
+    return x
+
+
+def sys_exit(trial):
+    trial.suggest_float("x", 0, 1)
+    sys.exit(0)
+
+
+def always_segfault(trial):
+    faulthandler._sigsegv()
+
+
+def hang_once(trial, marker=None):
+    x = trial.suggest_float("x", 0, 1)
+    if _once(marker):
+        time.sleep(3600)
+    return x
+
+
+def hang_ignoring_sigterm(trial):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    time.sleep(3600)
+
+
+def crash_after_result(trial):
+    """Sends its result, then the worker dies (loky's CrashAtGCInWorker analogue)."""
+    x = trial.suggest_float("x", 0, 1)
+    threading.Timer(0.05, os._exit, args=(5,)).start()
+    return x
+
+
+def returns(trial, kind="nan"):
+    trial.suggest_float("x", 0, 1)
+    import numpy as np
+
+    return {
+        "nan": float("nan"),
+        "none": None,
+        "str": "0.5",
+        "lambda": lambda: 0,
+        "inf": math.inf,
+        "numpy": np.float32(0.5),
+        "list": [0, 1],
+    }[kind]
+
+
+def logs_everything(trial, artifact_dir=None):
+    x = trial.suggest_float("x", 0, 1)
+    trial.log_metrics({"train_loss": 1 - x, "extra": 2.0})
+    for step in range(3):
+        trial.log_metric("curve", x * step, step=step)
+    if artifact_dir:
+        path = os.path.join(artifact_dir, f"note-{trial.number}.txt")
+        with open(path, "w") as handle:
+            handle.write(f"trial {trial.number}")
+        trial.log_artifact(path)
+    return x

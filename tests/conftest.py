@@ -1,0 +1,81 @@
+"""Shared fixtures: one real MLflow SQLite store per test session (creating one costs ~3.6 s),
+a fresh experiment per test, and a check that no sweep leaves processes behind."""
+
+from __future__ import annotations
+
+import multiprocessing.forkserver
+import multiprocessing.resource_tracker
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import psutil
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent
+if str(TESTS) not in sys.path:
+    sys.path.insert(0, str(TESTS))  # so workers can import tests/_objectives.py as `_objectives`
+
+
+@pytest.fixture(scope="session")
+def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return "sqlite:///" + str(tmp_path_factory.mktemp("mlflow") / "mlflow.db")
+
+
+@pytest.fixture
+def experiment() -> str:
+    return f"test-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def client(tracking_uri: str):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri)
+
+
+def helper_pids() -> set[int]:
+    """Processes multiprocessing keeps for the whole session by design (not sweep leftovers)."""
+    pids = set()
+    forkserver_pid = getattr(multiprocessing.forkserver._forkserver, "_forkserver_pid", None)
+    tracker_pid = getattr(multiprocessing.resource_tracker._resource_tracker, "_pid", None)
+    for pid in (forkserver_pid, tracker_pid):
+        if pid:
+            pids.add(pid)
+    return pids
+
+
+def leftover_children() -> list[psutil.Process]:
+    """Live descendants of this test process other than the forkserver and resource tracker
+    (workers started through the forkserver are its children, so ``recursive`` finds them)."""
+    keep = helper_pids()
+    alive = []
+    for child in psutil.Process(os.getpid()).children(recursive=True):
+        try:
+            if child.pid not in keep and child.status() != psutil.STATUS_ZOMBIE:
+                alive.append(child)
+        except psutil.NoSuchProcess:
+            continue
+    return alive
+
+
+def wait_no_leftovers(timeout_s: float = 5.0) -> list[psutil.Process]:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        alive = leftover_children()
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.1)
+
+
+def children_runs(client, parent_run_id: str):
+    parent = client.get_run(parent_run_id)
+    return client.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
+        max_results=1000,
+    )
