@@ -147,10 +147,15 @@ class Coordinator:
 
     def run(self) -> SweepSummary:
         self._t0 = time.monotonic()
+        # We are the study's optimize loop: samplers and callbacks may call study.stop()
+        # (GridSampler does once the grid is covered), which Optuna refuses outside one.
+        self.study._thread_local.in_optimize_loop = True
+        self.study._stop_flag = False
         self.backend.start(self.n_workers)
         try:
             self._loop()
         finally:
+            self.study._thread_local.in_optimize_loop = False
             self._shutdown()
         return self.summary
 
@@ -187,6 +192,9 @@ class Coordinator:
         if self.plan.n_trials is not None and self._started >= self.plan.n_trials:
             return False
         if self.plan.timeout_s is not None and time.monotonic() - self._t0 >= self.plan.timeout_s:
+            return False
+        if self.study._stop_flag:  # asked for by a sampler or callback, before the budget ran out
+            self.stop("study.stop()")
             return False
         return True
 
@@ -335,6 +343,10 @@ class Coordinator:
         from optuna.trial import TrialState
 
         storage, trial_id = self.study._storage, trial._trial_id
+        recorded = storage.get_trial(trial_id)
+        if recorded.state.is_finished():  # the tell went through before something raised
+            logger.warning("trial %d: %s after it was recorded", trial.number, error)
+            return recorded
         storage.set_trial_system_attr(trial_id, "sweeper:fail_reason", reason)
         storage.set_trial_system_attr(trial_id, "sweeper:error", error[:2000])
         if tb:

@@ -1,4 +1,4 @@
-"""Turns declared search spaces and sampler/pruner names into Optuna objects.
+"""Search spaces and sampler/pruner names -> Optuna objects.
 
 ``suggest_on`` works on both an ``optuna.Trial`` (the coordinator pre-sampling a declared
 space) and a ``sweeper.Trial`` (the built-in objective re-reading those values in a worker),
@@ -7,17 +7,35 @@ because both speak the same ``suggest_*`` methods. Optuna is imported inside fun
 
 from __future__ import annotations
 
-import difflib
+import inspect
 import json
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .errors import ConfigError, ConfigProblem
+from .errors import SweeperError
 
-SAMPLERS = ("grid", "random", "tpe", "cmaes", "qmc", "nsgaii", "gp", "bruteforce")
-PRUNERS = (
-    "none", "median", "percentile", "successive_halving", "hyperband", "wilcoxon", "threshold",
-)
+#: Sampler name in YAML (and ``optimize(sampler=...)``) -> class in ``optuna.samplers``.
+SAMPLER_CLASSES: dict[str, str] = {
+    "tpe": "TPESampler",
+    "random": "RandomSampler",
+    "grid": "GridSampler",
+    "cmaes": "CmaEsSampler",
+    "qmc": "QMCSampler",
+    "nsgaii": "NSGAIISampler",
+    "gp": "GPSampler",
+    "bruteforce": "BruteForceSampler",
+}
+#: Pruner name -> class in ``optuna.pruners`` ("none" is no pruning).
+PRUNER_CLASSES: dict[str, str] = {
+    "none": "NopPruner",
+    "median": "MedianPruner",
+    "percentile": "PercentilePruner",
+    "successive_halving": "SuccessiveHalvingPruner",
+    "hyperband": "HyperbandPruner",
+    "wilcoxon": "WilcoxonPruner",
+    "threshold": "ThresholdPruner",
+}
 
 
 def suggest_on(trial: Any, spec: Any) -> Any:
@@ -26,12 +44,11 @@ def suggest_on(trial: Any, spec: Any) -> Any:
     name, kind = get("name"), get("type")
     if kind == "categorical":
         return trial.suggest_categorical(name, list(get("choices")))
+    step = get("step")
     if kind == "int":
-        step = get("step")
         return trial.suggest_int(
             name, int(get("low")), int(get("high")), step=int(step or 1), log=bool(get("log"))
         )
-    step = get("step")
     return trial.suggest_float(
         name, float(get("low")), float(get("high")),
         step=None if step is None else float(step), log=bool(get("log")),
@@ -56,6 +73,18 @@ def suggest_from_json(trial: Any, name: str, distribution_json: str) -> Any:
     raise ValueError(f"unknown distribution {kind!r}")
 
 
+def sampler_class(name: str) -> type:
+    import optuna.samplers
+
+    return getattr(optuna.samplers, SAMPLER_CLASSES[name])  # type: ignore[no-any-return]
+
+
+def pruner_class(name: str) -> type:
+    import optuna.pruners
+
+    return getattr(optuna.pruners, PRUNER_CLASSES[name])  # type: ignore[no-any-return]
+
+
 def make_sampler(
     name: str | Any,
     kwargs: Mapping[str, Any] | None = None,
@@ -63,58 +92,32 @@ def make_sampler(
     seed: int | None = None,
     grid: Mapping[str, Sequence[Any]] | None = None,
 ) -> Any:
-    """Build an Optuna sampler from its short name; an Optuna sampler object passes through."""
-    import optuna
-
+    """An Optuna sampler from its short name (seeded where it takes a seed); an Optuna sampler
+    object passes through. ``grid`` is the value lists the grid sampler enumerates."""
     if not isinstance(name, str):
         return name
+    if name not in SAMPLER_CLASSES:
+        raise SweeperError(f"unknown sampler {name!r}; expected one of {', '.join(SAMPLER_CLASSES)}")
+    cls = sampler_class(name)
     kwargs = dict(kwargs or {})
-    if seed is not None and name not in ("bruteforce",):
-        kwargs.setdefault("seed", seed)
-    samplers = optuna.samplers
     if name == "grid":
         if grid is None:
-            raise _unknown("sampler", name, "a declared search space for the grid sampler")
-        return samplers.GridSampler(dict(grid), **kwargs)
-    factories = {
-        "random": samplers.RandomSampler,
-        "tpe": samplers.TPESampler,
-        "cmaes": samplers.CmaEsSampler,
-        "qmc": samplers.QMCSampler,
-        "nsgaii": samplers.NSGAIISampler,
-        "gp": samplers.GPSampler,
-        "bruteforce": samplers.BruteForceSampler,
-    }
-    if name not in factories:
-        raise _unknown("sampler", name, f"one of {', '.join(SAMPLERS)}")
-    if name == "bruteforce" and seed is not None:
+            raise SweeperError("the grid sampler needs a declared search space (use a YAML config)")
+        kwargs["search_space"] = dict(grid)
+    if seed is not None and "seed" in inspect.signature(cls).parameters:
         kwargs.setdefault("seed", seed)
-    return factories[name](**kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ExperimentalWarning on construction is noise here
+        return cls(**kwargs)
 
 
 def make_pruner(name: str | Any | None, kwargs: Mapping[str, Any] | None = None) -> Any:
-    """Build an Optuna pruner from its short name; ``None``/"none" gives ``NopPruner``."""
-    import optuna
-
-    pruners = optuna.pruners
-    if name is None or name == "none":
-        return pruners.NopPruner()
-    if not isinstance(name, str):
+    """An Optuna pruner from its short name; ``None`` or "none" gives ``NopPruner``."""
+    if not isinstance(name, str) and name is not None:
         return name
-    factories = {
-        "median": pruners.MedianPruner,
-        "percentile": pruners.PercentilePruner,
-        "successive_halving": pruners.SuccessiveHalvingPruner,
-        "hyperband": pruners.HyperbandPruner,
-        "wilcoxon": pruners.WilcoxonPruner,
-        "threshold": pruners.ThresholdPruner,
-    }
-    if name not in factories:
-        raise _unknown("pruner", name, f"one of {', '.join(PRUNERS)}")
-    return factories[name](**dict(kwargs or {}))
-
-
-def _unknown(key: str, got: str, expected: str) -> ConfigError:
-    close = difflib.get_close_matches(got, SAMPLERS + PRUNERS, n=1)
-    hint = f"did you mean {close[0]!r}?" if close else None
-    return ConfigError(None, [ConfigProblem(key, expected, repr(got), hint=hint)])
+    name = name or "none"
+    if name not in PRUNER_CLASSES:
+        raise SweeperError(f"unknown pruner {name!r}; expected one of {', '.join(PRUNER_CLASSES)}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pruner_class(name)(**dict(kwargs or {}))

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import queue
-import re
 import socket
 import threading
 import time
@@ -23,15 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from ._redact import redact_uri
 from .errors import TrackingError
 
 RETRIES = 3
-_SECRET_IN_URI = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@]*):(?P<secret>[^@/]*)@")
-
-
-def redact_uri(uri: str | None) -> str:
-    """``http://u:s3cret@host`` -> ``http://u:***@host``; for anything printed or logged."""
-    return _SECRET_IN_URI.sub(r"\g<scheme>\g<user>:***@", uri or "")
 
 
 def resolve_tracking_uri(uri: str | None) -> str:

@@ -186,7 +186,7 @@ def run_config(
     if size is not None:
         n_trials = size if n_trials is None else min(n_trials, size)
     builtin = cfg.objective is None
-    directions = list(cfg.directions) if cfg.directions else [cfg.direction or ("maximize" if builtin else "minimize")]
+    directions = list(cfg.study_directions)
     directory = _study.sweep_dir(cfg.storage_dir or ".sweeper", cfg.name)
     lock = _study.SweepLock(directory)
     lock.acquire()
@@ -421,17 +421,7 @@ def _spec(cfg: SweepConfig, directions: list[str]) -> dict[str, Any]:
 
 
 def _config_dict(cfg: SweepConfig) -> dict[str, Any]:
-    data = cfg.model_dump(mode="json") if hasattr(cfg, "model_dump") else _asdict(cfg)
-    tracking = data.get("tracking") or {}
-    if tracking.get("uri"):
-        tracking["uri"] = redact_uri(tracking["uri"])
-    return data
-
-
-def _asdict(obj: Any) -> Any:
-    import dataclasses
-
-    return json.loads(json.dumps(dataclasses.asdict(obj), default=str))
+    return cfg.as_dict(redact=True)
 
 
 def _config_params(cfg: SweepConfig, workers: int) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import signal
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if os.getcwd() not in sys.path:  # `objective: mymodule:fn` resolves from here, as with python -m
+        sys.path.insert(0, os.getcwd())
     try:
         if args.verb == "run":
             return _run(args)
@@ -120,9 +122,8 @@ def _validate(args: argparse.Namespace) -> int:
             if param.step is not None:
                 shape += f" step {param.step}"
         print(f"  {param.name}: {shape}")
-    size = grid_size(tuple(cfg.search_space))
-    if size is not None:
-        print(f"grid size: {size}")
+    if cfg.sampler.name == "grid":
+        print(f"grid size: {grid_size(tuple(cfg.search_space))}")
     print(f"sampler: {cfg.sampler.name}  n_trials: {cfg.n_trials}  n_jobs: {cfg.n_jobs or 'all cores'}")
     return 0
 
@@ -202,6 +203,7 @@ def _log_to_stderr() -> None:
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # store-creation chatter
     _quiet_optuna()
 
 
