@@ -1,0 +1,103 @@
+"""The ``sweeper`` command end to end: real subprocesses, real stores under tmp_path."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+from conftest import children_runs
+
+from sweeper._study import journal_storage
+
+pytestmark = pytest.mark.timeout(180)
+ROOT = Path(__file__).resolve().parent.parent
+GRID = ROOT / "configs" / "digits_svc_grid.yaml"
+
+
+def sweeper_cli(*args: str, cwd: Path, timeout: float = 150) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sweeper", *args], cwd=cwd, capture_output=True, text=True,
+        timeout=timeout,
+    )
+
+
+def load_study(cwd: Path, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=journal_storage(cwd / ".sweeper" / name))
+
+
+def test_grid_sweep_covers_every_point_once_and_logs_to_mlflow(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    done = sweeper_cli("run", str(GRID), "--n-jobs", "2", "--tracking-uri", uri, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "24 complete, 0 failed" in done.stdout
+    assert f"mlflow ui --backend-store-uri {uri}" in done.stdout
+    study = load_study(tmp_path, "digits_svc_grid")
+    points = [tuple(t.params[k] for k in ("C", "gamma", "kernel")) for t in study.trials]
+    expected = set(itertools.product([0.1, 1, 10, 100], ["scale", 0.001, 0.0001], ["rbf", "linear"]))
+    assert sorted(points, key=str) == sorted(expected, key=str)  # each point exactly once
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    parent_id = study.user_attrs["mlflow_parent_run_id"]
+    parent = client.get_run(parent_id)
+    assert parent.info.run_name == "digits_svc_grid" and parent.info.status == "FINISHED"
+    assert parent.data.params["model.estimator"] == "sklearn.svm.SVC"
+    assert parent.data.params["sampler.name"] == "grid"
+    assert [a.path for a in client.list_artifacts(parent_id)] == ["sweep.yaml"]
+    children = children_runs(client, parent_id)
+    assert len(children) == 24
+    assert {r.info.status for r in children} == {"FINISHED"}
+    assert all({"value", "cv_mean", "fold_score"} <= set(r.data.metrics) for r in children)
+    assert len({r.data.tags["sweeper.worker_pid"] for r in children}) >= 2
+
+    again = sweeper_cli("run", str(GRID), "--tracking-uri", uri, cwd=tmp_path)
+    assert again.returncode == 0 and "nothing to do" in again.stdout
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "sweep.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("n_trial: 3\n", "n_trial"),
+        ("model: sklearn.svm.SVC\ndata: load_digits\nsearch_space:\n  C: {low: 10, high: 1}\nn_trials: 2\n",
+         "search_space.C"),
+        ("model: os.system\ndata: load_digits\nsearch_space:\n  C: [1, 2]\nn_trials: 2\n", "model.estimator"),
+        ("[1, 2]\n", "top level"),
+    ],
+)
+def test_bad_config_is_one_clear_line_per_problem_and_exit_2(tmp_path, text, expected):
+    path = write(tmp_path, text)
+    done = sweeper_cli("run", str(path), cwd=tmp_path, timeout=60)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert str(path) in done.stderr and expected in done.stderr
+    assert not (tmp_path / ".sweeper").exists()  # nothing started
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_validate_prints_the_space_and_grid_size(tmp_path):
+    done = sweeper_cli("validate", str(GRID), cwd=tmp_path, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "grid size: 24" in done.stdout and "kernel: categorical ['rbf', 'linear']" in done.stdout
+
+
+def test_user_objective_config_and_exit_1_when_nothing_completes(tmp_path):
+    (tmp_path / "myobj.py").write_text(
+        "def objective(trial):\n    trial.suggest_float('x', 0, 1)\n    raise RuntimeError('always')\n"
+    )
+    path = write(tmp_path, "objective: myobj:objective\nsearch_space:\n  x: {low: 0.0, high: 1.0}\n"
+                           "n_trials: 3\nn_jobs: 2\nmax_consecutive_failures: null\n")
+    done = sweeper_cli("run", str(path), "--tracking-uri", f"sqlite:///{tmp_path}/m.db", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert "0 complete, 3 failed" in done.stdout
+    assert "RuntimeError: always" in done.stderr
