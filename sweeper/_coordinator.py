@@ -30,6 +30,8 @@ from ._messages import (
     PruneDecision,
     Report,
     RunTrial,
+    RunIdReply,
+    RunIdRequest,
     ShouldPrune,
     Suggest,
     Suggestion,
@@ -45,6 +47,8 @@ logger = logging.getLogger("sweeper")
 
 #: Longest the loop sleeps waiting for a message; bounds how late a crash or deadline is seen.
 POLL_S = 0.05
+#: Longest a worker waits for its trial's MLflow run to exist before running without it.
+RUN_ID_WAIT_S = 30.0
 #: Longest a traceback kept in the study's system attrs (the full text goes to MLflow).
 MAX_TRACEBACK_ATTR = 8000
 
@@ -63,7 +67,6 @@ class SweepPlan:
     stop_grace_s: float = 30.0  # first Ctrl-C: how long running trials may finish
     max_consecutive_failures: int | None = None
     max_retries: int = 0  # re-run a crashed or timed-out trial's params this many times
-    tracking_uri: str | None = None  # handed to workers for plain mlflow.* calls
 
 
 @dataclass
@@ -122,6 +125,7 @@ class Coordinator:
         self._idle: set[int] = set()
         self._retiring: dict[int, float] = {}  # worker_id -> when to SIGKILL it
         self._pids: dict[int, int] = {}
+        self._awaiting_run_id: dict[int, tuple[int, float]] = {}  # worker_id -> (trial, asked at)
         self._started = 0
         self._retries: dict[int, int] = {}  # trial number -> its attempt count
         self._retry_queue: list[tuple[dict[str, Any], int]] = []
@@ -183,6 +187,8 @@ class Coordinator:
             while message is not None:
                 self._handle(message)
                 message = self.backend.receive(0)  # drain the backlog before sentinels/deadlines
+            if self._awaiting_run_id:
+                self._answer_run_id_requests()
             self._reap_dead_workers()
             self._enforce_deadlines()
 
@@ -226,10 +232,7 @@ class Coordinator:
         )
         self.backend.send(
             worker_id,
-            RunTrial(
-                trial.number, self.plan.objective, params, self.plan.objective_kwargs,
-                tracking_uri=self.plan.tracking_uri,
-            ),
+            RunTrial(trial.number, self.plan.objective, params, self.plan.objective_kwargs),
         )
         if self.tracker is not None:
             tags = {"sweeper.trial_number": str(trial.number), "sweeper.state": "running"}
@@ -286,6 +289,25 @@ class Coordinator:
                 logger.warning("trial %d: user attr %r not stored: %s", trial.number, message.key, exc)
         elif isinstance(message, Artifact):
             running.files.append((message.path, message.artifact_path))
+        elif isinstance(message, RunIdRequest):
+            self._awaiting_run_id[message.worker_id] = (trial.number, time.monotonic())
+            self._answer_run_id_requests()
+
+    def _answer_run_id_requests(self) -> None:
+        """Reply once the writer thread has created the child run (or cannot)."""
+        for worker_id, (number, asked_at) in list(self._awaiting_run_id.items()):
+            running = self._running.get(worker_id)
+            if running is None or running.trial.number != number:
+                del self._awaiting_run_id[worker_id]
+                continue
+            tracker = self.tracker
+            run_id = None if tracker is None else tracker.run_ids.get(number)
+            waited_s = time.monotonic() - asked_at
+            if run_id is None and tracker is not None and not tracker.failed and waited_s < RUN_ID_WAIT_S:
+                continue  # not created yet: asked again next round
+            del self._awaiting_run_id[worker_id]
+            uri = None if tracker is None else tracker.uri
+            self.backend.send(worker_id, RunIdReply(number, run_id, uri))
 
     # --- every ending goes through here -----------------------------------------------------------
 

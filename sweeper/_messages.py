@@ -1,7 +1,8 @@
 """Every message that crosses a process boundary, as a frozen, slotted dataclass of plain data.
 
-    coordinator --RunTrial/Suggestion/PruneDecision/Shutdown--> worker inbox (one per worker)
-    worker --WorkerReady/Suggest/Report/ShouldPrune/Metrics/UserAttr/TrialFinished--> outbox (shared)
+    coordinator --RunTrial/Suggestion/PruneDecision/RunIdReply/Shutdown--> worker inbox (one each)
+    worker --WorkerReady/Suggest/RunIdRequest/Report/ShouldPrune/Metrics/UserAttr/Artifact/
+             TrialFinished--> outbox (one, shared)
 
 Only str, int, float, bool, None and tuples/dicts of those go in a field, so the coordinator
 never unpickles a user object (a hostile or broken ``__reduce__`` cannot reach it).
@@ -28,8 +29,6 @@ class RunTrial:
     objective: str
     params: dict[str, Any]
     objective_kwargs: dict[str, Any]
-    run_id: str | None = None
-    tracking_uri: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +47,16 @@ class PruneDecision:
 
     trial_number: int
     prune: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RunIdReply:
+    """The trial's MLflow child run, so plain ``mlflow.log_*`` calls in the objective land there
+    (``run_id`` None: tracking is off or the store failed)."""
+
+    trial_number: int
+    run_id: str | None
+    tracking_uri: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +84,15 @@ class Suggest:
     trial_number: int
     name: str
     distribution: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunIdRequest:
+    """Sent before the objective runs when its module imported mlflow: the worker waits for a
+    ``RunIdReply`` naming the trial's child run."""
+
+    worker_id: int
+    trial_number: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +158,7 @@ class TrialFinished:
     reason: str | None = None
 
 
-ToWorker = Union[RunTrial, Suggestion, PruneDecision, Shutdown]
+ToWorker = Union[RunTrial, Suggestion, PruneDecision, RunIdReply, Shutdown]
 FromWorker = Union[
-    WorkerReady, Suggest, Report, ShouldPrune, Metrics, UserAttr, Artifact, TrialFinished
+    WorkerReady, Suggest, RunIdRequest, Report, ShouldPrune, Metrics, UserAttr, Artifact, TrialFinished
 ]

@@ -128,6 +128,11 @@ class Tracker:
         assert self.parent_run_id is not None
         return self.parent_run_id
 
+    @property
+    def failed(self) -> bool:
+        """The store could not be opened (so child runs will never get ids)."""
+        return self._ready.is_set() and self._start_error is not None
+
     def raise_if_failed(self) -> None:
         """Non-blocking: raise ``TrackingError`` if the store could not be opened."""
         if self._ready.is_set() and self._start_error is not None:

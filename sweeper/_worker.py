@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ._messages import RunTrial, Shutdown, TrialFinished, WorkerReady
+from ._messages import RunIdReply, RunIdRequest, RunTrial, Shutdown, TrialFinished, WorkerReady
 from .errors import TrialPruned
 from .trial import Trial
 
@@ -69,7 +69,7 @@ def run_trial(worker_id: int, message: RunTrial, inbox: Any, outbox: Any) -> Tri
 
     try:
         objective = load_callable(message.objective)
-        with _tracking_env(message):
+        with _mlflow_run_of(trial, outbox, worker_id):
             result = objective(trial, **message.objective_kwargs)
     except BaseException as exc:  # noqa: BLE001 - SystemExit from an objective is a failure too
         if _is_pruned(exc):
@@ -171,26 +171,41 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-class _tracking_env:
-    """Point plain ``mlflow.log_*`` calls in the objective at this trial's child run."""
+class _mlflow_run_of:
+    """Point plain ``mlflow.log_*`` calls in the objective at this trial's child run.
 
-    _KEYS = ("MLFLOW_RUN_ID", "MLFLOW_TRACKING_URI")
+    Only when the objective's module imported mlflow: other workers never pay for it. The run
+    is resumed through ``MLFLOW_RUN_ID`` and released afterwards without ending it, so the
+    coordinator still sets its final status.
+    """
 
-    def __init__(self, message: RunTrial) -> None:
-        self._values = (message.run_id, message.tracking_uri)
+    def __init__(self, trial: Trial, outbox: Any, worker_id: int) -> None:
+        self._trial, self._outbox, self._worker_id = trial, outbox, worker_id
         self._saved: dict[str, str | None] = {}
 
     def __enter__(self) -> None:
-        for key, value in zip(self._KEYS, self._values):
+        if "mlflow" not in sys.modules:
+            return
+        self._outbox.put(RunIdRequest(self._worker_id, self._trial.number))
+        reply: RunIdReply = self._trial._await(RunIdReply)
+        if reply.run_id is None:
+            return
+        for key, value in (("MLFLOW_RUN_ID", reply.run_id), ("MLFLOW_TRACKING_URI", reply.tracking_uri)):
             self._saved[key] = os.environ.get(key)
-            if value is not None:
+            if value:
                 os.environ[key] = value
-            else:
-                os.environ.pop(key, None)
 
     def __exit__(self, *exc: object) -> None:
+        if not self._saved:
+            return
         for key, value in self._saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+        try:  # forget the active run without ending it (mlflow keeps a per-thread stack)
+            from mlflow.tracking import fluent
+
+            fluent._active_run_stack.get().clear()
+        except Exception:  # noqa: BLE001 - a different mlflow layout: nothing to release
+            pass

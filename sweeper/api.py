@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,7 +125,9 @@ def optimize(
         load_if_exists=load_if_exists,
     )
     if metric_names:
-        study.set_metric_names(list(metric_names))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ExperimentalWarning: stable since Optuna 3.2
+            study.set_metric_names(list(metric_names))
     plan = SweepPlan(
         objective=path,
         objective_kwargs=dict(objective_kwargs or {}),
@@ -133,7 +136,6 @@ def optimize(
         trial_timeout_s=trial_timeout,
         max_retries=max_retries,
         max_consecutive_failures=max_consecutive_failures,
-        tracking_uri=None,
     )
     workers = resolve_n_jobs(n_jobs)
     backend: Backend = InlineBackend() if in_process else LocalBackend(start_method)

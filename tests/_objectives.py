@@ -175,3 +175,4 @@ def logs_everything(trial, artifact_dir=None):
             handle.write(f"trial {trial.number}")
         trial.log_artifact(path)
     return x
+

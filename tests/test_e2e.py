@@ -96,3 +96,20 @@ def test_in_process_mode_runs_trials_in_this_process(tracking_uri, experiment):
 def test_no_processes_left_after_a_sweep():
     sweeper.optimize("_objectives:quadratic", n_trials=4, n_jobs=2, track=False)
     assert wait_no_leftovers() == []
+
+
+def test_plain_mlflow_calls_in_the_objective_land_in_its_child_run(tracking_uri, experiment, client):
+    study = sweeper.optimize(
+        "_mlflow_objectives:uses_mlflow_directly", n_trials=4, n_jobs=2, tracking_uri=tracking_uri,
+        experiment=experiment, sampler="random",
+    )
+    children = children_runs(client, study.user_attrs["mlflow_parent_run_id"])
+    assert len(children) == 4
+    for run in children:
+        number = int(run.data.tags["sweeper.trial_number"])
+        x = study.trials[number].params["x"]
+        assert run.data.metrics["plain_metric"] == pytest.approx(x * 10)
+        assert run.data.tags["plain_tag"] == f"t{number}"
+        assert run.info.status == "FINISHED"
+    experiments = client.search_experiments()
+    assert not any(e.name == "Default" and client.search_runs([e.experiment_id]) for e in experiments)

@@ -10,7 +10,9 @@ import pytest
 from sweeper import _messages as m
 
 SAMPLES = [
-    m.RunTrial(3, "pkg.mod:fn", {"x": 1.5, "k": "rbf"}, {"n": 2}, run_id=None, tracking_uri=None),
+    m.RunTrial(3, "pkg.mod:fn", {"x": 1.5, "k": "rbf"}, {"n": 2}),
+    m.RunIdRequest(0, 3),
+    m.RunIdReply(3, "abc123", "sqlite:///x.db"),
     m.Suggestion(3, "x", 0.25),
     m.Suggestion(3, "x", None, error="ValueError: bad"),
     m.PruneDecision(3, True),
