@@ -38,6 +38,10 @@ PRUNER_CLASSES: dict[str, str] = {
 }
 
 
+#: Arguments a pruner needs that a bare name cannot give (``percentile`` has no default).
+PRUNER_DEFAULTS: dict[str, dict[str, Any]] = {"percentile": {"percentile": 25.0}}
+
+
 def suggest_on(trial: Any, spec: Any) -> Any:
     """Ask ``trial`` for one declared parameter (``spec`` is a ``config.ParamSpec`` or its dict)."""
     get = spec.get if isinstance(spec, Mapping) else lambda k, d=None: getattr(spec, k, d)
@@ -120,4 +124,4 @@ def make_pruner(name: str | Any | None, kwargs: Mapping[str, Any] | None = None)
         raise SweeperError(f"unknown pruner {name!r}; expected one of {', '.join(PRUNER_CLASSES)}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return pruner_class(name)(**dict(kwargs or {}))
+        return pruner_class(name)(**{**PRUNER_DEFAULTS.get(name, {}), **dict(kwargs or {})})

@@ -150,11 +150,18 @@ class Tracker:
             self._parent_progress = self._latest_progress = (dict(metrics), dict(tags), step)
         self._events.put(("parent_progress", None))
 
-    def close(self, status: str, tags: Mapping[str, str] | None = None, timeout_s: float = 600.0) -> None:
-        """Flush every pending write, end the parent run with ``status`` and stop the thread."""
+    def close(
+        self,
+        status: str,
+        tags: Mapping[str, str] | None = None,
+        child_tags: Mapping[int, Mapping[str, str]] | None = None,
+        timeout_s: float = 600.0,
+    ) -> None:
+        """Flush every pending write, tag finished children (e.g. the Pareto front), end the
+        parent run with ``status`` and stop the thread."""
         if self._thread is None:
             return
-        self._events.put(("close", (status, dict(tags or {}))))
+        self._events.put(("close", (status, dict(tags or {}), dict(child_tags or {}))))
         self._thread.join(timeout_s)
         if self._thread.is_alive():
             self.failures.append(f"MLflow writer still busy after {timeout_s:.0f}s; some runs may be missing")
@@ -177,7 +184,10 @@ class Tracker:
                 with self._progress_lock:
                     self._parent_progress = self._latest_progress
                 self._write_progress()
-                status, end_tags = payload
+                status, end_tags, child_tags = payload
+                for number, tags in child_tags.items():
+                    if number in self.run_ids:
+                        self._retry(f"tag trial {number}", lambda: self._tag(self.run_ids[number], tags))
                 self._retry("end parent run", lambda: self._end_parent(status, end_tags))
                 return
             if kind == "child_start":
@@ -279,11 +289,14 @@ class Tracker:
             ),
         )
 
-    def _end_parent(self, status: str, tags: dict[str, str]) -> None:
+    def _tag(self, run_id: str, tags: Mapping[str, str]) -> None:
         from mlflow.entities import RunTag
 
         if tags:
-            self._client.log_batch(self.parent_run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+            self._client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def _end_parent(self, status: str, tags: dict[str, str]) -> None:
+        self._tag(self.parent_run_id, tags)
         self._client.set_terminated(self.parent_run_id, status)
 
     def _retry(self, what: str, write: Any, record: ChildRecord | None = None) -> None:

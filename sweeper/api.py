@@ -267,8 +267,8 @@ def execute(
         status = "KILLED" if summary.signal is not None else "FINISHED"
     finally:
         if tracker is not None:
-            stopped = coordinator.summary.stopped
-            tracker.close(status, {"sweeper.stopped": stopped} if stopped else {})
+            end_tags, child_tags = _closing_tags(study, coordinator.summary)
+            tracker.close(status, end_tags, child_tags)
     result = SweepResult(study, summary, tracking_uri, experiment)
     if tracker is not None:
         summary.tracking_failures = list(tracker.failures)
@@ -276,6 +276,22 @@ def execute(
         result.run_ids = dict(tracker.run_ids)
         _link_runs(study, tracker)
     return result
+
+
+def _closing_tags(study: Any, summary: SweepSummary) -> tuple[dict[str, str], dict[int, dict[str, str]]]:
+    """Parent tags that sum the sweep up, and the Pareto front's child tags (multi-objective)."""
+    tags: dict[str, str] = {}
+    if summary.stopped:
+        tags["sweeper.stopped"] = summary.stopped
+    child_tags: dict[int, dict[str, str]] = {}
+    if len(study.directions) > 1:
+        try:
+            front = sorted(t.number for t in study.best_trials)
+        except Exception:  # noqa: BLE001 - no complete trial
+            front = []
+        tags["sweeper.pareto_front"] = ",".join(map(str, front))[:5000]
+        child_tags = {number: {"sweeper.pareto_front": "true"} for number in front}
+    return tags, child_tags
 
 
 def _link_runs(study: Any, tracker: Tracker) -> None:

@@ -82,8 +82,14 @@ def test_multi_objective_sweep(tracking_uri, experiment, client):
         metric_names=["gain", "cost"], tracking_uri=tracking_uri, experiment=experiment, seed=3,
     )
     assert len(study.best_trials) >= 1
-    children = children_runs(client, study.user_attrs["mlflow_parent_run_id"])
+    parent_id = study.user_attrs["mlflow_parent_run_id"]
+    children = children_runs(client, parent_id)
     assert all({"gain", "cost"} <= set(r.data.metrics) for r in children)
+    front = sorted(t.number for t in study.best_trials)
+    tagged = sorted(int(r.data.tags["sweeper.trial_number"]) for r in children
+                    if r.data.tags.get("sweeper.pareto_front") == "true")
+    assert tagged == front
+    assert client.get_run(parent_id).data.tags["sweeper.pareto_front"] == ",".join(map(str, front))
 
 
 def test_in_process_mode_runs_trials_in_this_process(tracking_uri, experiment):
