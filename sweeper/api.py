@@ -24,6 +24,7 @@ from typing import Any
 from . import _study
 from ._backends import Backend, InlineBackend, LocalBackend
 from ._coordinator import Coordinator, SweepPlan, SweepSummary, logger
+from ._report import finalize_sweep
 from ._tracking import Tracker, check_reachable, redact_uri, resolve_tracking_uri
 from .config import SweepConfig, check_config, grid_size, grid_values, load_config
 from .errors import SweeperError
@@ -227,12 +228,14 @@ def run_config(
             max_retries=cfg.max_retries, max_consecutive_failures=cfg.max_consecutive_failures,
         )
         backend = LocalBackend(start_method, preload=[m for m in preload if m])
-        return execute(
+        result = execute(
             study, plan, backend, workers, tracking_uri=uri, experiment=experiment,
             run_name=cfg.name, parent_params=_config_params(cfg, workers),
             texts={"sweep.yaml": _config_yaml(cfg)}, parent_run_id=resumed.parent_run_id,
             spool_path=str(directory / "spool.jsonl"), on_trial_finished=on_trial_finished,
         )
+        finalize_sweep(cfg, result)
+        return result
     finally:
         lock.release()
 

@@ -17,7 +17,7 @@ PACKAGE = Path(sweeper.__file__).parent
 LAYERS = {
     "errors": 0, "_messages": 0, "_redact": 0,
     "_yaml": 1, "_space": 1, "trial": 1,
-    "config": 2, "_tracking": 2, "_study": 2, "_objectives": 2,
+    "config": 2, "_tracking": 2, "_study": 2, "_objectives": 2, "_report": 2,
     "_worker": 3,
     "_backends": 4,
     "_coordinator": 5,
