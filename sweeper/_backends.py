@@ -64,10 +64,11 @@ class LocalBackend:
         *,
         preload: Sequence[str] = (),
         max_trials_per_worker: int | None = None,
+        max_worker_memory_mb: int | None = None,
     ) -> None:
         self.start_method = start_method or default_start_method()
         self._preload = ["sweeper._worker", *preload]
-        self._options = WorkerOptions(os.getpid(), max_trials_per_worker)
+        self._options = WorkerOptions(os.getpid(), max_trials_per_worker, max_worker_memory_mb)
         self._ctx: Any = None
         self._manager: multiprocessing.managers.SyncManager | None = None
         self._outbox: Any = None
@@ -83,7 +84,9 @@ class LocalBackend:
         if self.start_method == "forkserver":
             self._ctx.set_forkserver_preload(self._preload)
         try:
-            self._manager = multiprocessing.managers.SyncManager(ctx=self._ctx)
+            # A fresh random key per sweep: whoever reaches the Manager's socket could make us
+            # unpickle; it listens on an AF_UNIX path (Linux) and needs this key.
+            self._manager = multiprocessing.managers.SyncManager(ctx=self._ctx, authkey=os.urandom(32))
             self._manager.start(_manager_init, (os.getpid(),))
             self._outbox = self._manager.Queue()
             for worker_id in range(n_workers):
@@ -153,6 +156,10 @@ class LocalBackend:
     def manager_pid(self) -> int | None:
         process = getattr(self._manager, "_process", None)
         return None if process is None else process.pid
+
+    @property
+    def manager_address(self) -> Any:
+        return None if self._manager is None else self._manager.address
 
     def close(self, *, kill: bool = False) -> None:
         """Stop every worker and the Manager. Safe to call twice and after a failed start."""

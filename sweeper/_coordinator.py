@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import signal
 import threading
 import time
@@ -49,6 +50,10 @@ logger = logging.getLogger("sweeper")
 POLL_S = 0.05
 #: Longest a worker waits for its trial's MLflow run to exist before running without it.
 RUN_ID_WAIT_S = 30.0
+#: Metric values one trial may log; past it they are counted, not kept (a flood guard).
+MAX_METRICS_PER_TRIAL = 20_000
+#: Captured output kept per trial: the head and the tail around a truncation marker.
+OUTPUT_HEAD_BYTES, OUTPUT_TAIL_BYTES = 64 * 1024, 448 * 1024
 #: Longest a traceback kept in the study's system attrs (the full text goes to MLflow).
 MAX_TRACEBACK_ATTR = 8000
 
@@ -67,6 +72,8 @@ class SweepPlan:
     stop_grace_s: float = 30.0  # first Ctrl-C: how long running trials may finish
     max_consecutive_failures: int | None = None
     max_retries: int = 0  # re-run a crashed or timed-out trial's params this many times
+    scratch_dir: str | None = None  # per-sweep temp dir: staged artifacts, captured output
+    capture_output: bool = False  # each trial's stdout/stderr -> output.txt on its child run
 
 
 @dataclass
@@ -78,6 +85,7 @@ class SweepSummary:
     n_fail: int = 0
     elapsed_s: float = 0.0
     stopped: str | None = None  # why it ended early: "interrupted", "crash loop", "stop()"
+    failed_fast: bool = False  # the failure brake (max_consecutive_failures / fail_fast) fired
     signal: int | None = None
     worker_pids: set[int] = field(default_factory=set)
     failure_reasons: dict[str, int] = field(default_factory=dict)
@@ -98,6 +106,7 @@ class _Running:
     metrics: list[tuple[str, float, int, int]] = field(default_factory=list)
     files: list[tuple[str, str | None]] = field(default_factory=list)
     retry_of: int | None = None
+    metrics_dropped: int = 0
 
 
 class Coordinator:
@@ -112,8 +121,10 @@ class Coordinator:
         *,
         tracker: Tracker | None = None,
         on_trial_finished: Callable[[Any, SweepSummary, int], None] | None = None,
+        callbacks: Sequence[Callable[[Any, Any], None]] | None = None,
     ) -> None:
         self.study = study
+        self._callbacks = list(callbacks or ())
         self.plan = plan
         self.backend = backend
         self.n_workers = n_workers
@@ -232,7 +243,10 @@ class Coordinator:
         )
         self.backend.send(
             worker_id,
-            RunTrial(trial.number, self.plan.objective, params, self.plan.objective_kwargs),
+            RunTrial(
+                trial.number, self.plan.objective, params, self.plan.objective_kwargs,
+                output_path=self._output_path(trial.number), scratch_dir=self.plan.scratch_dir,
+            ),
         )
         if self.tracker is not None:
             tags = {"sweeper.trial_number": str(trial.number), "sweeper.state": "running"}
@@ -266,7 +280,10 @@ class Coordinator:
                 reply = Suggestion(trial.number, message.name, None, error=f"{type(exc).__name__}: {exc}")
             self.backend.send(message.worker_id, reply)
         elif isinstance(message, Report):
-            running.metrics.append(("intermediate_value", message.value, message.step, _now_ms()))
+            if len(running.metrics) < MAX_METRICS_PER_TRIAL:
+                running.metrics.append(("intermediate_value", message.value, message.step, _now_ms()))
+            else:
+                running.metrics_dropped += 1
             if self._n_objectives == 1:
                 try:
                     trial.report(message.value, message.step)
@@ -281,7 +298,10 @@ class Coordinator:
         elif isinstance(message, Metrics):
             now = _now_ms()
             step = 0 if message.step is None else message.step
-            running.metrics.extend((k, v, step, now) for k, v in message.values.items())
+            room = MAX_METRICS_PER_TRIAL - len(running.metrics)
+            if room < len(message.values):
+                running.metrics_dropped += len(message.values) - max(room, 0)
+            running.metrics.extend(list((k, v, step, now) for k, v in message.values.items())[: max(room, 0)])
         elif isinstance(message, UserAttr):
             try:
                 trial.set_user_attr(message.key, message.value)
@@ -335,10 +355,14 @@ class Coordinator:
             limit = self.plan.max_consecutive_failures
             if limit is not None and self._consecutive_failures >= limit and not self._stop.is_set():
                 common = max(self.summary.failure_reasons, key=self.summary.failure_reasons.__getitem__)
-                self.stop(f"crash loop: {limit} trials failed in a row (most often: {common})")
+                self.summary.failed_fast = True
+                self.stop(f"crash loop: {limit} trial(s) failed in a row (most often: {common})")
         self._record(running, outcome, state, values, error, reason, frozen)
-        if self._on_trial_finished is not None and frozen is not None:
-            self._on_trial_finished(frozen, self.summary, len(self._running))
+        if frozen is not None:
+            if self._on_trial_finished is not None:
+                self._on_trial_finished(frozen, self.summary, len(self._running))
+            for callback in self._callbacks:  # Optuna's contract: (study, frozen_trial)
+                callback(self.study, frozen)
 
     def _tell(self, trial: Any, state: str, values: Any, error: str | None, reason: str | None,
               outcome: TrialFinished) -> Any:
@@ -397,8 +421,14 @@ class Coordinator:
         if self._best is None or sign * value < sign * self._best[0]:
             self._best = (value, number)
 
+    def _output_path(self, number: int) -> str | None:
+        if self.plan.scratch_dir is None or not self.plan.capture_output:
+            return None
+        return os.path.join(self.plan.scratch_dir, f"trial-{number}.out")
+
     def _record(self, running: _Running, outcome: TrialFinished, state: str, values: Any,
                 error: str | None, reason: str | None, frozen: Any) -> None:
+        output = read_capped(self._output_path(running.trial.number))
         if self.tracker is None:
             return
         now = _now_ms()
@@ -419,6 +449,10 @@ class Coordinator:
         pid = self._pids.get(outcome.worker_id)
         if pid is not None:
             record.tags["sweeper.worker_pid"] = str(pid)
+        if output:
+            record.texts["output.txt"] = output
+        if running.metrics_dropped:
+            record.tags["sweeper.metrics_dropped"] = str(running.metrics_dropped)
         if state == "fail":
             record.tags["sweeper.fail_reason"] = reason or "exception"
             if error:
@@ -503,6 +537,26 @@ class Coordinator:
             except Exception:  # noqa: BLE001
                 logger.exception("could not record running trials as failed")
         self.backend.close(kill=self._abort.is_set() or bool(self._retiring))
+
+
+def read_capped(path: str | None) -> str:
+    """A trial's captured output, at most head + tail bytes, and the file removed."""
+    if path is None or not os.path.exists(path):
+        return ""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as handle:
+            if size <= OUTPUT_HEAD_BYTES + OUTPUT_TAIL_BYTES:
+                data = handle.read()
+            else:
+                head = handle.read(OUTPUT_HEAD_BYTES)
+                handle.seek(size - OUTPUT_TAIL_BYTES)
+                skipped = size - OUTPUT_HEAD_BYTES - OUTPUT_TAIL_BYTES
+                data = head + f"\n[... {skipped} bytes truncated ...]\n".encode() + handle.read()
+        os.remove(path)
+    except OSError:
+        return ""
+    return data.decode("utf-8", errors="replace")
 
 
 def spec_name(spec: Any) -> str:

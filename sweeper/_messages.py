@@ -29,6 +29,8 @@ class RunTrial:
     objective: str
     params: dict[str, Any]
     objective_kwargs: dict[str, Any]
+    output_path: str | None = None  # where the trial's stdout/stderr go (None: not captured)
+    scratch_dir: str | None = None  # where log_artifact copies files until they are uploaded
 
 
 @dataclass(frozen=True, slots=True)

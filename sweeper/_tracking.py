@@ -265,6 +265,8 @@ class Tracker:
         for path, artifact_dir in record.files:
             if os.path.exists(path):
                 self._client.log_artifact(run_id, path, artifact_dir)
+            else:
+                self.failures.append(f"trial {record.number}: artifact {path} vanished before upload")
         self._client.set_terminated(run_id, record.status, end_time=record.end_ms)
 
     def _write_progress(self) -> None:

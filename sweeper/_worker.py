@@ -9,6 +9,7 @@ coordinator gets exactly one ``TrialFinished`` of plain data. Never imports optu
 
 from __future__ import annotations
 
+import faulthandler
 import importlib
 import math
 import os
@@ -35,11 +36,13 @@ class WorkerOptions:
 
     coordinator_pid: int
     max_trials: int | None = None  # exit after this many trials (the coordinator restarts us)
+    max_rss_mb: int | None = None  # exit after a trial that left us bigger than this
 
 
 def worker_main(worker_id: int, inbox: Any, outbox: Any, options: WorkerOptions) -> None:
     """Entry point of a worker process: loop until ``Shutdown`` or the coordinator is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
+    faulthandler.enable()  # a segfault's stack lands in the trial's captured output
     start_orphan_watchdog(options.coordinator_pid)
     try:
         outbox.put(WorkerReady(worker_id, os.getpid()))
@@ -49,8 +52,12 @@ def worker_main(worker_id: int, inbox: Any, outbox: Any, options: WorkerOptions)
             if isinstance(message, Shutdown):
                 return
             if isinstance(message, RunTrial):
-                outbox.put(run_trial(worker_id, message, inbox, outbox))
+                with _captured_output(message.output_path):
+                    outcome = run_trial(worker_id, message, inbox, outbox)
+                outbox.put(outcome)
                 done += 1
+                if options.max_rss_mb is not None and _rss_mb() > options.max_rss_mb:
+                    return  # recycled: a leaky objective cannot grow a worker forever
             # Stale answers (a Suggestion for a trial that already ended) are dropped.
     except (EOFError, OSError):
         return  # the Manager is gone: the coordinator is shutting down or died
@@ -59,7 +66,10 @@ def worker_main(worker_id: int, inbox: Any, outbox: Any, options: WorkerOptions)
 def run_trial(worker_id: int, message: RunTrial, inbox: Any, outbox: Any) -> TrialFinished:
     """Run one objective call and describe its outcome as plain data."""
     number = message.trial_number
-    trial = Trial(number, message.params, worker_id=worker_id, inbox=inbox, outbox=outbox)
+    trial = Trial(
+        number, message.params, worker_id=worker_id, inbox=inbox, outbox=outbox,
+        scratch_dir=message.scratch_dir,
+    )
     started = time.perf_counter()
 
     def finished(state: str, **fields: Any) -> TrialFinished:
@@ -145,6 +155,47 @@ def start_orphan_watchdog(coordinator_pid: int) -> threading.Thread:
     thread = threading.Thread(target=watch, name="sweeper-orphan-watchdog", daemon=True)
     thread.start()
     return thread
+
+
+class _captured_output:
+    """Send fds 1 and 2 (print, C extensions, faulthandler) to the trial's output file."""
+
+    def __init__(self, path: str | None) -> None:
+        self._path = path
+        self._saved: tuple[int, int] | None = None
+
+    def __enter__(self) -> None:
+        if self._path is None:
+            return
+        _flush_std()
+        target = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        self._saved = (os.dup(1), os.dup(2))
+        os.dup2(target, 1)
+        os.dup2(target, 2)
+        os.close(target)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._saved is None:
+            return
+        _flush_std()
+        for fd, saved in zip((1, 2), self._saved):
+            os.dup2(saved, fd)
+            os.close(saved)
+        self._saved = None
+
+
+def _flush_std() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+
+
+def _rss_mb() -> float:
+    import psutil
+
+    return float(psutil.Process().memory_info().rss) / 2**20
 
 
 def _pid_alive(pid: int) -> bool:

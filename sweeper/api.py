@@ -8,12 +8,15 @@ the main thread. Heavy libraries are imported inside functions.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -69,6 +72,10 @@ def optimize(
     max_consecutive_failures: int | None = None,
     metric_names: Sequence[str] | None = None,
     load_if_exists: bool = False,
+    callbacks: Sequence[Callable[[Any, Any], None]] | None = None,
+    capture_output: bool = True,
+    max_trials_per_worker: int | None = None,
+    max_worker_memory_mb: int | None = None,
 ) -> Any:
     """Run ``objective(trial)`` in worker processes and return the ``optuna.Study``.
 
@@ -90,6 +97,12 @@ def optimize(
         tracking_uri / experiment: MLflow store and experiment (default: MLflow's default
             store, experiment "sweeper"). ``track=False`` disables MLflow.
         in_process: run trials in threads of this process (``breakpoint()`` works).
+        callbacks: ``callback(study, frozen_trial)`` after each trial, as in Optuna; calling
+            ``study.stop()`` there stops the sweep gracefully (running trials finish).
+        capture_output: keep each trial's stdout/stderr as ``output.txt`` on its child run
+            (not in ``in_process`` mode).
+        max_trials_per_worker / max_worker_memory_mb: recycle a worker process after this
+            many trials, or after a trial that left it bigger than this.
 
     Returns:
         The study; ``study.user_attrs["mlflow_parent_run_id"]`` names the parent run.
@@ -139,7 +152,9 @@ def optimize(
         max_consecutive_failures=max_consecutive_failures,
     )
     workers = resolve_n_jobs(n_jobs)
-    backend: Backend = InlineBackend() if in_process else LocalBackend(start_method)
+    backend: Backend = InlineBackend() if in_process else LocalBackend(
+        start_method, max_trials_per_worker=max_trials_per_worker, max_worker_memory_mb=max_worker_memory_mb,
+    )
     params = {
         "objective": path, "n_trials": n_trials, "n_jobs": workers, "seed": seed,
         "sampler": type(study.sampler).__name__, "pruner": type(study.pruner).__name__,
@@ -150,6 +165,7 @@ def optimize(
         study, plan, backend, workers,
         tracking_uri=resolve_tracking_uri(tracking_uri) if track else None,
         experiment=experiment or "sweeper", run_name=name, parent_params=params, texts={},
+        callbacks=callbacks, capture_output=capture_output and not in_process,
     )
     if result.summary.signal == signal.SIGINT:
         raise KeyboardInterrupt
@@ -225,14 +241,19 @@ def run_config(
         plan = SweepPlan(
             objective=objective, objective_kwargs=kwargs, space=plan_space, n_trials=remaining,
             timeout_s=cfg.timeout, trial_timeout_s=cfg.trial_timeout,
-            max_retries=cfg.max_retries, max_consecutive_failures=cfg.max_consecutive_failures,
+            max_retries=cfg.max_retries,
+            max_consecutive_failures=1 if cfg.fail_fast else cfg.max_consecutive_failures,
         )
-        backend = LocalBackend(start_method, preload=[m for m in preload if m])
+        backend = LocalBackend(
+            start_method, preload=[m for m in preload if m],
+            max_trials_per_worker=cfg.max_trials_per_worker, max_worker_memory_mb=cfg.max_worker_memory_mb,
+        )
         result = execute(
             study, plan, backend, workers, tracking_uri=uri, experiment=experiment,
             run_name=cfg.name, parent_params=_config_params(cfg, workers),
             texts={"sweep.yaml": _config_yaml(cfg)}, parent_run_id=resumed.parent_run_id,
             spool_path=str(directory / "spool.jsonl"), on_trial_finished=on_trial_finished,
+            capture_output=cfg.capture_output,
         )
         finalize_sweep(cfg, result)
         return result
@@ -254,15 +275,24 @@ def execute(
     parent_run_id: str | None = None,
     spool_path: str | None = None,
     on_trial_finished: Callable[[Any, SweepSummary, int], None] | None = None,
+    callbacks: Sequence[Callable[[Any, Any], None]] | None = None,
+    capture_output: bool = False,
 ) -> SweepResult:
     """Run a planned sweep with tracking and signal handling; the seam both APIs share."""
+    scratch_dir = None
+    if tracking_uri is not None:  # staged artifacts and captured output wait here for upload
+        scratch_dir = tempfile.mkdtemp(prefix="sweeper-scratch-")
+        plan = dataclasses.replace(plan, scratch_dir=scratch_dir, capture_output=capture_output)
     tracker = None
     if tracking_uri is not None:
         check_reachable(tracking_uri)  # before any worker starts
         tracker = Tracker(tracking_uri, experiment, run_name, parent_run_id=parent_run_id, spool_path=spool_path)
         params = {k: v for k, v in parent_params.items() if v is not None}
         tracker.start(params, _parent_tags(study), texts)
-    coordinator = Coordinator(study, plan, backend, n_workers, tracker=tracker, on_trial_finished=on_trial_finished)
+    coordinator = Coordinator(
+        study, plan, backend, n_workers, tracker=tracker, on_trial_finished=on_trial_finished,
+        callbacks=callbacks,
+    )
     status = "FAILED"
     try:
         with _two_stage_interrupt(coordinator):
@@ -272,6 +302,8 @@ def execute(
         if tracker is not None:
             end_tags, child_tags = _closing_tags(study, coordinator.summary)
             tracker.close(status, end_tags, child_tags)
+        if scratch_dir is not None:
+            shutil.rmtree(scratch_dir, ignore_errors=True)
     result = SweepResult(study, summary, tracking_uri, experiment)
     if tracker is not None:
         summary.tracking_failures = list(tracker.failures)

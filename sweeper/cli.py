@@ -4,7 +4,8 @@
 stderr and exit status 2 (``--debug`` shows the traceback). Nothing heavy (optuna, mlflow,
 sklearn) is imported at module level, so ``--help`` is instant.
 
-Exit codes: 0 the sweep ran (some trials may have failed), 1 no trial completed,
+Exit codes: 0 the sweep ran (some trials may have failed), 1 no trial completed or the
+failure brake stopped it,
 2 usage or config error, 130 interrupted by Ctrl-C, 143 by SIGTERM.
 """
 
@@ -95,7 +96,7 @@ def _run(args: argparse.Namespace) -> int:
     _print_results(result, args.top)
     if summary.signal is not None:
         return 128 + int(summary.signal)
-    if summary.n_complete == 0 and summary.n_finished > 0:
+    if summary.failed_fast or (summary.n_complete == 0 and summary.n_finished > 0):
         return 1
     return 0
 

@@ -210,6 +210,9 @@ class SweepConfig:
     max_retries: int = 0
     max_consecutive_failures: int | None = 10
     fail_fast: bool = False
+    max_trials_per_worker: int | None = None  # recycle a worker after this many trials
+    max_worker_memory_mb: int | None = None  # recycle a worker whose RSS grew past this
+    capture_output: bool = True  # each trial's stdout/stderr -> its child run's output.txt
 
     # Not fields (so asdict/logging never see them) and not slotted (so they can exist at all):
     # where each key was in the file, and which keys --set changed (keys only: values may hold
@@ -409,7 +412,8 @@ _TOP_KEYS = (
     "name", "objective", "objective_kwargs", "model", "data", "evaluation", "search_space",
     "direction", "directions", "sampler", "pruner", "n_trials", "timeout", "trial_timeout",
     "n_jobs", "seed", "tracking", "storage_dir", "allow_imports", "max_retries",
-    "max_consecutive_failures", "fail_fast",
+    "max_consecutive_failures", "fail_fast", "max_trials_per_worker", "max_worker_memory_mb",
+    "capture_output",
 )  # fmt: skip
 _PARAM_KEYS = ("type", "low", "high", "log", "step", "choices")
 _MODEL_KEYS = ("estimator", "params")
@@ -670,6 +674,9 @@ class _Builder:
         max_retries = self.integer(raw, "max_retries", "", default=0, minimum=0, nullable=False)
         max_failures = self.integer(raw, "max_consecutive_failures", "", default=10, minimum=1)
         fail_fast = self.boolean(raw, "fail_fast", "", False)
+        max_trials_per_worker = self.integer(raw, "max_trials_per_worker", "", default=None, minimum=1)
+        max_worker_memory_mb = self.integer(raw, "max_worker_memory_mb", "", default=None, minimum=1)
+        capture_output = self.boolean(raw, "capture_output", "", True)
         timeout = self.seconds(raw, "timeout", "")
         trial_timeout = self.seconds(raw, "trial_timeout", "")
 
@@ -699,6 +706,9 @@ class _Builder:
             max_retries=max_retries or 0,
             max_consecutive_failures=max_failures,
             fail_fast=fail_fast,
+            max_trials_per_worker=max_trials_per_worker,
+            max_worker_memory_mb=max_worker_memory_mb,
+            capture_output=capture_output,
         )
         object.__setattr__(cfg, "_key_lines", dict(self.lines))
         object.__setattr__(cfg, "_overridden_keys", self.overridden)

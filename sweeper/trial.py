@@ -12,6 +12,7 @@ import json
 import math
 import os
 import queue
+import shutil
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -58,8 +59,10 @@ class Trial:
         worker_id: int,
         inbox: _Channel,
         outbox: _Channel,
+        scratch_dir: str | None = None,
     ) -> None:
         self._number = number
+        self._scratch_dir = scratch_dir
         self._presampled = dict(params)
         self._params: dict[str, Any] = {}
         self._distributions: dict[str, dict[str, Any]] = {}
@@ -68,6 +71,7 @@ class Trial:
         self._inbox = inbox
         self._outbox = outbox
         self.reports = 0
+        self.artifacts_sent = 0
 
     # --- what Optuna objectives read ---------------------------------------------------------
 
@@ -166,10 +170,16 @@ class Trial:
             self._outbox.put(Metrics(self._worker_id, self._number, clean, step))
 
     def log_artifact(self, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
-        """Attach a file to this trial's MLflow run; it must still exist when the trial ends."""
+        """Attach a file to this trial's MLflow run. The file is copied now, as
+        ``mlflow.log_artifact`` would, so it may be overwritten or deleted right after."""
         full = os.path.abspath(os.fspath(path))
-        if not os.path.exists(full):
+        if not os.path.isfile(full):
             raise FileNotFoundError(full)
+        if self._scratch_dir is not None:
+            staged = os.path.join(self._scratch_dir, f"trial-{self._number}", f"{self.artifacts_sent}")
+            os.makedirs(staged, exist_ok=True)
+            full = shutil.copy2(full, os.path.join(staged, os.path.basename(full)))
+        self.artifacts_sent += 1
         self._outbox.put(Artifact(self._worker_id, self._number, full, artifact_path))
 
     # --- plumbing ----------------------------------------------------------------------------

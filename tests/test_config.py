@@ -384,9 +384,9 @@ CHECK_CASES = {
         "did you mean 'n_startup_trials'?",
     ),
     "pruner missing argument": (
-        base_with(pruner="percentile"),
+        base_with(pruner="threshold"),
         "pruner",
-        "arguments accepted by optuna.pruners.PercentilePruner",
+        "arguments accepted by optuna.pruners.ThresholdPruner",
     ),
     "partial_fit without partial_fit": (
         base_with(evaluation={"partial_fit_epochs": 3}),
