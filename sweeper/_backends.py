@@ -22,7 +22,8 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from ._messages import FromWorker, Shutdown, ToWorker
-from ._worker import WorkerOptions, start_orphan_watchdog, worker_main
+from ._procs import pid_alive
+from ._worker import WorkerOptions, detach_from_terminal_signals, start_orphan_watchdog, worker_main
 from .errors import BackendError
 
 #: How long ``close`` waits for workers to leave on their own before killing them.
@@ -51,7 +52,7 @@ def default_start_method() -> str:
 def _manager_init(coordinator_pid: int) -> None:
     # The terminal's Ctrl-C reaches the whole process group; a Manager killed by it would cut
     # the coordinator off mid-shutdown (python/cpython PR #12483).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    detach_from_terminal_signals()
     start_orphan_watchdog(coordinator_pid)
 
 
@@ -129,10 +130,18 @@ class LocalBackend:
     def dead_workers(self) -> dict[int, int | None]:
         dead = {}
         for worker_id, process in self._processes.items():
-            if worker_id not in self._reported_dead and not process.is_alive():
-                process.join(0)
-                dead[worker_id] = process.exitcode
-                self._reported_dead.add(worker_id)
+            if worker_id in self._reported_dead or process.is_alive():
+                continue
+            process.join(0)
+            code = process.exitcode
+            if code == 255 and self.start_method == "forkserver":
+                # 255 is also what multiprocessing reports for *every* forkserver child once
+                # the forkserver itself dies (e.g. a SIGTERM to our process group): trust the pid.
+                if pid_alive(process.pid):
+                    continue
+                code = None
+            dead[worker_id] = code
+            self._reported_dead.add(worker_id)
         return dead
 
     def restart(self, worker_id: int) -> None:
@@ -141,14 +150,19 @@ class LocalBackend:
         self._spawn(worker_id)
 
     def terminate(self, worker_id: int) -> None:
-        process = self._processes.get(worker_id)
-        if process is not None and process.is_alive():
-            process.terminate()
+        self._signal(worker_id, "terminate")
 
     def kill(self, worker_id: int) -> None:
+        self._signal(worker_id, "kill")
+
+    def _signal(self, worker_id: int, how: str) -> None:
         process = self._processes.get(worker_id)
-        if process is not None and process.is_alive():
-            process.kill()
+        if process is None or process.pid is None:
+            return
+        if process.is_alive():
+            getattr(process, how)()
+        elif pid_alive(process.pid):  # orphaned by a dead forkserver, still running
+            os.kill(process.pid, signal.SIGKILL if how == "kill" else signal.SIGTERM)
 
     def pids(self) -> dict[int, int | None]:
         return {wid: p.pid for wid, p in self._processes.items()}
@@ -176,6 +190,8 @@ class LocalBackend:
         for process in processes:
             if process.is_alive():
                 process.kill()
+            elif process.pid is not None and pid_alive(process.pid):  # forkserver gone
+                os.kill(process.pid, signal.SIGKILL)
             process.join(JOIN_TIMEOUT_S)
             if process.is_alive():  # pragma: no cover - a kernel-stuck process
                 print(f"sweeper: worker pid {process.pid} did not exit (deadlock?)", file=sys.stderr)

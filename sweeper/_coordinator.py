@@ -42,14 +42,17 @@ from ._messages import (
 )
 from ._space import suggest_from_json, suggest_on
 from ._tracking import ChildRecord, Tracker
-from .errors import BackendError
 
 logger = logging.getLogger("sweeper")
 
+#: Study user attr naming the sweep's MLflow parent run.
+PARENT_RUN_ATTR = "mlflow_parent_run_id"
 #: Longest the loop sleeps waiting for a message; bounds how late a crash or deadline is seen.
 POLL_S = 0.05
 #: Longest a worker waits for its trial's MLflow run to exist before running without it.
 RUN_ID_WAIT_S = 30.0
+#: How long a recycled worker may take to exit on its own before it is killed.
+RECYCLE_GRACE_S = 10.0
 #: Metric values one trial may log; past it they are counted, not kept (a flood guard).
 MAX_METRICS_PER_TRIAL = 20_000
 #: Captured output kept per trial: the head and the tail around a truncation marker.
@@ -147,6 +150,7 @@ class Coordinator:
         self._abort = threading.Event()
         self._stop_deadline: float | None = None
         self._t0 = 0.0
+        self._parent_noted = False
 
     # --- control (any thread) -------------------------------------------------------------------
 
@@ -191,6 +195,7 @@ class Coordinator:
                 return
             if self.tracker is not None:
                 self.tracker.raise_if_failed()
+                self._note_parent_run()
             self._fill_idle_workers()
             if not self._running and not self._may_start_more():
                 return
@@ -202,6 +207,15 @@ class Coordinator:
                 self._answer_run_id_requests()
             self._reap_dead_workers()
             self._enforce_deadlines()
+
+    def _note_parent_run(self) -> None:
+        """Store the parent run id in the study as soon as it exists, so a sweep whose
+        coordinator is killed resumes into the same parent run."""
+        if self._parent_noted or self.tracker is None or not self.tracker.ready:
+            return
+        self._parent_noted = True
+        if self.study.user_attrs.get(PARENT_RUN_ATTR) != self.tracker.parent_run_id:
+            self.study.set_user_attr(PARENT_RUN_ATTR, self.tracker.parent_run_id)
 
     def _may_start_more(self) -> bool:
         if self._stop.is_set():
@@ -333,7 +347,9 @@ class Coordinator:
 
     def _finish(self, outcome: TrialFinished) -> None:
         running = self._running.pop(outcome.worker_id)
-        if outcome.worker_id not in self._retiring:
+        if outcome.worker_exits:  # recycled: replaced once it has exited (killed if it lingers)
+            self._retiring[outcome.worker_id] = time.monotonic() + RECYCLE_GRACE_S
+        elif outcome.worker_id not in self._retiring:
             self._idle.add(outcome.worker_id)
         trial = running.trial
         state, error, reason = outcome.state, outcome.error, outcome.reason

@@ -158,6 +158,7 @@ class TrialFinished:
     error: str | None = None
     traceback: str | None = None
     reason: str | None = None
+    worker_exits: bool = False  # the worker leaves after this (recycled): send it nothing more
 
 
 ToWorker = Union[RunTrial, Suggestion, PruneDecision, RunIdReply, Shutdown]

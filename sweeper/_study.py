@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._procs import pid_alive
 from .errors import ConfigError, ConfigProblem, SweeperError
 
 SPEC_ATTR = "sweeper_spec"
-PARENT_RUN_ATTR = "mlflow_parent_run_id"
+PARENT_RUN_ATTR = "mlflow_parent_run_id"  # also written by _coordinator as soon as it exists
 EXPERIMENT_ATTR = "mlflow_experiment_id"
 RUN_IDS_ATTR = "mlflow_run_ids"
 
@@ -37,12 +38,18 @@ def sweep_dir(root: str | os.PathLike[str], name: str) -> Path:
     return Path(root) / name
 
 
-def journal_storage(directory: Path) -> Any:
+def journal_storage(directory: Path, *, owner: bool = False) -> Any:
+    """The sweep's Optuna storage. ``owner``: the caller holds the ``SweepLock``, so a journal
+    write lock left by a coordinator killed mid-append is stale and is removed (else Optuna
+    would wait on it)."""
     import optuna
     from optuna.storages.journal import JournalFileBackend
 
     directory.mkdir(parents=True, exist_ok=True)
-    return optuna.storages.JournalStorage(JournalFileBackend(str(directory / "study.journal")))
+    journal = directory / "study.journal"
+    if owner:
+        Path(f"{journal}.lock").unlink(missing_ok=True)
+    return optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
 
 
 class SweepLock:
@@ -59,7 +66,7 @@ class SweepLock:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 holder = _read_pid(self.path)
-                if holder is not None and holder != os.getpid() and _alive(holder):
+                if holder is not None and holder != os.getpid() and pid_alive(holder):
                     raise SweeperError(
                         f"sweep in {self.path.parent} is already running (pid {holder}); "
                         "wait for it, stop it, or give this run another --name"
@@ -116,13 +123,3 @@ def _read_pid(path: Path) -> int | None:
         return int(path.read_text().strip())
     except (OSError, ValueError):
         return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -89,6 +89,7 @@ class Tracker:
         *,
         parent_run_id: str | None = None,
         spool_path: str | None = None,
+        reconcile: Mapping[int, ChildRecord] | None = None,
     ) -> None:
         self.uri = uri
         self.experiment = experiment
@@ -98,6 +99,7 @@ class Tracker:
         self.run_ids: dict[int, str] = {}
         self.failures: list[str] = []
         self._spool_path = spool_path
+        self._reconcile = dict(reconcile or {})  # resume: finished trials, by number
         self._events: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._ready = threading.Event()
         self._start_error: BaseException | None = None
@@ -127,6 +129,11 @@ class Tracker:
             )
         assert self.parent_run_id is not None
         return self.parent_run_id
+
+    @property
+    def ready(self) -> bool:
+        """The parent run exists."""
+        return self._ready.is_set() and self._start_error is None
 
     @property
     def failed(self) -> bool:
@@ -200,7 +207,7 @@ class Tracker:
 
     def _open(self, params: dict[str, Any], tags: dict[str, str], texts: dict[str, str]) -> None:
         from mlflow import MlflowClient
-        from mlflow.entities import Param, RunTag
+        from mlflow.entities import Param
 
         self._client = client = MlflowClient(tracking_uri=self.uri)
         experiment = client.get_experiment_by_name(self.experiment)
@@ -212,26 +219,47 @@ class Tracker:
                 client.restore_experiment(self.experiment_id)
         if self.parent_run_id is not None:  # resume: the same parent goes on
             client.update_run(self.parent_run_id, status="RUNNING")
-            self._close_stale_children()
-            return
-        run = client.create_run(self.experiment_id, run_name=self.run_name, tags=tags)
-        self.parent_run_id = run.info.run_id
-        batch = [Param(k, _param_text(v)) for k, v in params.items()]
-        for chunk in _chunks(batch, 100):
-            client.log_batch(self.parent_run_id, params=chunk)
-        for name, text in texts.items():
-            client.log_text(self.parent_run_id, text, name)
+        else:
+            run = client.create_run(self.experiment_id, run_name=self.run_name, tags=tags)
+            self.parent_run_id = run.info.run_id
+            batch = [Param(k, _param_text(v)) for k, v in params.items()]
+            for chunk in _chunks(batch, 100):
+                client.log_batch(self.parent_run_id, params=chunk)
+            for name, text in texts.items():
+                client.log_text(self.parent_run_id, text, name)
+        if self._reconcile:
+            self._reconcile_children()
 
-    def _close_stale_children(self) -> None:
-        """Child runs a dead coordinator left RUNNING end as KILLED (MLflow never does it)."""
-        stale = self._client.search_runs(
+    def _reconcile_children(self) -> None:
+        """On resume, make MLflow agree with the study, which is the record of truth: a child
+        left RUNNING by a dead coordinator gets its trial's outcome (KILLED if the trial was
+        interrupted), and a finished trial whose run was never written gets one now."""
+        children = self._client.search_runs(
             [self.experiment_id],
-            filter_string=f"tags.mlflow.parentRunId = '{self.parent_run_id}' and attributes.status = 'RUNNING'",
-            max_results=10000,
+            filter_string=f"tags.mlflow.parentRunId = '{self.parent_run_id}'",
+            max_results=50000,
         )
-        for run in stale:
-            self._client.set_tag(run.info.run_id, "sweeper.fail_reason", "interrupted")
-            self._client.set_terminated(run.info.run_id, "KILLED")
+        seen: set[int] = set()
+        for run in children:
+            number_tag = run.data.tags.get("sweeper.trial_number")
+            if number_tag is None or not number_tag.isdigit():
+                continue
+            number = int(number_tag)
+            seen.add(number)
+            self.run_ids.setdefault(number, run.info.run_id)
+            if run.info.status != "RUNNING":
+                continue
+            record = self._reconcile.get(number)
+            if record is None:  # a trial the study never finished: it was interrupted
+                self._client.set_tag(run.info.run_id, "sweeper.fail_reason", "interrupted")
+                self._client.set_terminated(run.info.run_id, "KILLED")
+            else:
+                self.run_ids[number] = run.info.run_id
+                self._end_child(record)
+        for number, record in self._reconcile.items():
+            if number not in seen:
+                self._start_child(number, record.start_ms, {})
+                self._end_child(record)
 
     def _start_child(self, number: int, start_ms: int, tags: dict[str, str]) -> None:
         from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
@@ -341,6 +369,30 @@ class Tracker:
                     return
 
         drain()
+
+
+def record_of(trial: Any, metric_names: Sequence[str]) -> ChildRecord:
+    """A child-run record rebuilt from a finished ``optuna.FrozenTrial`` (for reconciling)."""
+    state = trial.state.name.lower()
+    reason = trial.system_attrs.get("sweeper:fail_reason")
+    status = "FINISHED" if state in ("complete", "pruned") else (
+        "KILLED" if reason in ("timeout", "interrupted") else "FAILED"
+    )
+    start = trial.datetime_start or trial.datetime_complete
+    end = trial.datetime_complete or start
+    start_ms = int(start.timestamp() * 1000) if start else _now_ms()
+    end_ms = int(end.timestamp() * 1000) if end else start_ms
+    record = ChildRecord(trial.number, status, start_ms, end_ms, params=dict(trial.params))
+    record.metrics += [("intermediate_value", v, step, end_ms) for step, v in trial.intermediate_values.items()]
+    if trial.values is not None and state == "complete":
+        record.metrics += [(name, float(v), 0, end_ms) for name, v in zip(metric_names, trial.values)]
+    record.tags.update({"sweeper.trial_number": str(trial.number), "sweeper.state": state,
+                        "sweeper.reconciled": "true"})
+    if state == "fail":
+        record.tags["sweeper.fail_reason"] = reason or "exception"
+        if trial.system_attrs.get("sweeper:error"):
+            record.tags["sweeper.error"] = str(trial.system_attrs["sweeper:error"])[:4000]
+    return record
 
 
 def _param_text(value: Any) -> str:

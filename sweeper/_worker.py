@@ -9,6 +9,7 @@ coordinator gets exactly one ``TrialFinished`` of plain data. Never imports optu
 
 from __future__ import annotations
 
+import dataclasses
 import faulthandler
 import importlib
 import math
@@ -22,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ._procs import pid_alive
 from ._messages import RunIdReply, RunIdRequest, RunTrial, Shutdown, TrialFinished, WorkerReady
 from .errors import TrialPruned
 from .trial import Trial
@@ -41,23 +43,28 @@ class WorkerOptions:
 
 def worker_main(worker_id: int, inbox: Any, outbox: Any, options: WorkerOptions) -> None:
     """Entry point of a worker process: loop until ``Shutdown`` or the coordinator is gone."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
+    detach_from_terminal_signals()
     faulthandler.enable()  # a segfault's stack lands in the trial's captured output
     start_orphan_watchdog(options.coordinator_pid)
     try:
         outbox.put(WorkerReady(worker_id, os.getpid()))
         done = 0
-        while options.max_trials is None or done < options.max_trials:
+        while True:
             message = inbox.get()
             if isinstance(message, Shutdown):
                 return
             if isinstance(message, RunTrial):
                 with _captured_output(message.output_path):
                     outcome = run_trial(worker_id, message, inbox, outbox)
-                outbox.put(outcome)
                 done += 1
-                if options.max_rss_mb is not None and _rss_mb() > options.max_rss_mb:
-                    return  # recycled: a leaky objective cannot grow a worker forever
+                # Recycled after N trials or when a leaky objective grew us: say so with the
+                # result, so the coordinator sends the next trial to a fresh worker instead.
+                leaving = (options.max_trials is not None and done >= options.max_trials) or (
+                    options.max_rss_mb is not None and _rss_mb() > options.max_rss_mb
+                )
+                outbox.put(dataclasses.replace(outcome, worker_exits=leaving))
+                if leaving:
+                    return
             # Stale answers (a Suggestion for a trial that already ended) are dropped.
     except (EOFError, OSError):
         return  # the Manager is gone: the coordinator is shutting down or died
@@ -138,18 +145,31 @@ def load_callable(path: str) -> Callable[..., Any]:
     return _CALLABLES[path]
 
 
+def detach_from_terminal_signals() -> None:
+    """Ctrl-C and group-wide SIGTERM are the coordinator's to handle (first: let trials finish;
+    second: kill them). A new session keeps group signals away; SIGINT is ignored as well for
+    platforms without setsid."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        os.setsid()
+    except (AttributeError, OSError):
+        pass
+
+
 def start_orphan_watchdog(coordinator_pid: int) -> threading.Thread:
     """Exit when the coordinator dies, even mid-trial: a SIGKILLed coordinator leaves no orphans.
 
-    Checks both the parent pid (reparenting happens when a forkserver or spawner dies) and the
-    coordinator pid itself, because under forkserver our parent is the forkserver, not it.
+    Under spawn our parent is the coordinator, so reparenting tells at once; under forkserver it
+    is the forkserver, which may die alone (a group SIGTERM), so we look at the coordinator's
+    own pid and state instead.
     """
     parent = os.getppid()
 
     def watch() -> None:
         while True:
             time.sleep(WATCHDOG_INTERVAL_S)
-            if os.getppid() != parent or not _pid_alive(coordinator_pid):
+            orphaned = parent == coordinator_pid and os.getppid() != parent
+            if orphaned or not pid_alive(coordinator_pid):
                 os._exit(70)
 
     thread = threading.Thread(target=watch, name="sweeper-orphan-watchdog", daemon=True)
@@ -196,16 +216,6 @@ def _rss_mb() -> float:
     import psutil
 
     return float(psutil.Process().memory_info().rss) / 2**20
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _is_pruned(exc: BaseException) -> bool:

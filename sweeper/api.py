@@ -21,14 +21,13 @@ import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from . import _study
 from ._backends import Backend, InlineBackend, LocalBackend
 from ._coordinator import Coordinator, SweepPlan, SweepSummary, logger
 from ._report import finalize_sweep
-from ._tracking import Tracker, check_reachable, redact_uri, resolve_tracking_uri
+from ._tracking import Tracker, check_reachable, record_of, resolve_tracking_uri
 from .config import SweepConfig, check_config, grid_size, grid_values, load_config
 from .errors import SweeperError
 
@@ -198,6 +197,8 @@ def run_config(
     else:
         cfg = load_config(config, overrides)
     check_config(cfg)
+    uri = resolve_tracking_uri(cfg.tracking.uri)
+    check_reachable(uri)  # before the sweep directory, any worker or any run exists
     space = tuple(cfg.search_space)
     is_grid = cfg.sampler.name == "grid"
     size = grid_size(space) if is_grid else None
@@ -211,7 +212,7 @@ def run_config(
     lock.acquire()
     try:
         study = optuna.create_study(
-            storage=_study.journal_storage(directory),
+            storage=_study.journal_storage(directory, owner=True),
             sampler=make_sampler(
                 cfg.sampler.name, cfg.sampler.kwargs, seed=cfg.seed,
                 grid=grid_values(space) if is_grid else None,
@@ -224,7 +225,6 @@ def run_config(
         spec = _spec(cfg, directions)
         resumed = _study.resume(study, spec, cfg.source)
         remaining = None if n_trials is None else max(0, n_trials - resumed.finished)
-        uri = resolve_tracking_uri(cfg.tracking.uri)
         experiment = cfg.tracking.experiment or cfg.name
         if remaining == 0:
             return SweepResult(study, SweepSummary(), uri, experiment, resumed.parent_run_id, nothing_to_do=True)
@@ -252,6 +252,7 @@ def run_config(
             study, plan, backend, workers, tracking_uri=uri, experiment=experiment,
             run_name=cfg.name, parent_params=_config_params(cfg, workers),
             texts={"sweep.yaml": _config_yaml(cfg)}, parent_run_id=resumed.parent_run_id,
+            reconcile=_finished_records(study),
             spool_path=str(directory / "spool.jsonl"), on_trial_finished=on_trial_finished,
             capture_output=cfg.capture_output,
         )
@@ -277,6 +278,7 @@ def execute(
     on_trial_finished: Callable[[Any, SweepSummary, int], None] | None = None,
     callbacks: Sequence[Callable[[Any, Any], None]] | None = None,
     capture_output: bool = False,
+    reconcile: Mapping[int, Any] | None = None,
 ) -> SweepResult:
     """Run a planned sweep with tracking and signal handling; the seam both APIs share."""
     scratch_dir = None
@@ -286,7 +288,10 @@ def execute(
     tracker = None
     if tracking_uri is not None:
         check_reachable(tracking_uri)  # before any worker starts
-        tracker = Tracker(tracking_uri, experiment, run_name, parent_run_id=parent_run_id, spool_path=spool_path)
+        tracker = Tracker(
+            tracking_uri, experiment, run_name, parent_run_id=parent_run_id, spool_path=spool_path,
+            reconcile=reconcile,
+        )
         params = {k: v for k, v in parent_params.items() if v is not None}
         tracker.start(params, _parent_tags(study), texts)
     coordinator = Coordinator(
@@ -311,6 +316,13 @@ def execute(
         result.run_ids = dict(tracker.run_ids)
         _link_runs(study, tracker)
     return result
+
+
+def _finished_records(study: Any) -> dict[int, Any]:
+    names = list(study.metric_names or []) or (
+        ["value"] if len(study.directions) == 1 else [f"value_{i}" for i in range(len(study.directions))]
+    )
+    return {t.number: record_of(t, names) for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
 
 
 def _closing_tags(study: Any, summary: SweepSummary) -> tuple[dict[str, str], dict[int, dict[str, str]]]:

@@ -176,3 +176,44 @@ def logs_everything(trial, artifact_dir=None):
         trial.log_artifact(path)
     return x
 
+
+
+def slow(trial, sleep_s=0.4):
+    """A trial that takes a while, for interrupting and killing sweeps mid-flight."""
+    x = trial.suggest_float("x", 0, 1)
+    time.sleep(sleep_s)
+    return x
+
+
+def noisy_then_segfault(trial):
+    print(f"hello from trial {trial.number}", flush=True)
+    faulthandler._sigsegv()
+
+
+def shouting(trial, megabytes=2):
+    x = trial.suggest_float("x", 0, 1)
+    line = "y" * 1023 + "\n"
+    for _ in range(megabytes * 1024):
+        sys.stdout.write(line)
+    return x
+
+
+def same_file_artifact(trial, artifact_dir):
+    """Reuses one file name for every trial and deletes it at once, as scripts often do."""
+    x = trial.suggest_float("x", 0, 1)
+    path = os.path.join(artifact_dir, f"note-{os.getpid()}.txt")
+    with open(path, "w") as handle:
+        handle.write(f"trial {trial.number}")
+    trial.log_artifact(path, artifact_path="notes")
+    os.remove(path)
+    return x
+
+
+_HOARD = []
+
+
+def leaky(trial, megabytes=40):
+    """Keeps memory across trials in a module global: a leak a worker recycle must cure."""
+    _HOARD.append(bytearray(megabytes * 2**20))
+    trial.suggest_float("x", 0, 1)
+    return float(os.getpid())
