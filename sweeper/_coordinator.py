@@ -13,6 +13,7 @@ crash, timeout, interruption) through ``_finish`` so Optuna and MLflow always ag
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -125,8 +126,10 @@ class Coordinator:
         tracker: Tracker | None = None,
         on_trial_finished: Callable[[Any, SweepSummary, int], None] | None = None,
         callbacks: Sequence[Callable[[Any, Any], None]] | None = None,
+        pids_path: str | None = None,
     ) -> None:
         self.study = study
+        self._pids_path = pids_path
         self._callbacks = list(callbacks or ())
         self.plan = plan
         self.backend = backend
@@ -151,6 +154,20 @@ class Coordinator:
         self._stop_deadline: float | None = None
         self._t0 = 0.0
         self._parent_noted = False
+        crash = os.environ.get("SWEEPER_CRASH_AT", "")
+        point, _, nth = crash.partition(":")
+        self._crash_point = (point, int(nth or 1)) if point else None
+        self._crash_count = 0
+
+    def _crash_at(self, point: str) -> None:
+        """Fault injection for the crash-point tests (RELIABILITY.md B19): with
+        ``SWEEPER_CRASH_AT=after_tell:3`` the coordinator dies, as if SIGKILLed, the 3rd time
+        it passes ``after_tell``. Does nothing unless the variable is set."""
+        if self._crash_point is None or self._crash_point[0] != point:
+            return
+        self._crash_count += 1
+        if self._crash_count >= self._crash_point[1]:
+            os._exit(86)
 
     # --- control (any thread) -------------------------------------------------------------------
 
@@ -171,6 +188,7 @@ class Coordinator:
         self.study._thread_local.in_optimize_loop = True
         self.study._stop_flag = False
         self.backend.start(self.n_workers)
+        self._write_pids()
         try:
             self._loop()
         finally:
@@ -208,6 +226,17 @@ class Coordinator:
             self._reap_dead_workers()
             self._enforce_deadlines()
 
+    def _write_pids(self) -> None:
+        """Who is running this sweep, for ``sweeper status`` and for tests that kill processes."""
+        if self._pids_path is None:
+            return
+        manager = getattr(self.backend, "manager_pid", lambda: None)()
+        data = {"coordinator": os.getpid(), "manager": manager, "workers": self.backend.pids()}
+        temporary = f"{self._pids_path}.tmp"
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump(data, handle)
+        os.replace(temporary, self._pids_path)
+
     def _note_parent_run(self) -> None:
         """Store the parent run id in the study as soon as it exists, so a sweep whose
         coordinator is killed resumes into the same parent run."""
@@ -241,6 +270,7 @@ class Coordinator:
             params, retry_of = self._retry_queue.pop(0)
             self.study.enqueue_trial(params, user_attrs={"sweeper_retry_of": retry_of})
         trial = self.study.ask()
+        self._crash_at("after_ask")
         self._started += 1
         if retry_of is not None:
             self._retries[trial.number] = self._retries.get(retry_of, 0) + 1
@@ -262,6 +292,7 @@ class Coordinator:
                 output_path=self._output_path(trial.number), scratch_dir=self.plan.scratch_dir,
             ),
         )
+        self._crash_at("after_dispatch")
         if self.tracker is not None:
             tags = {"sweeper.trial_number": str(trial.number), "sweeper.state": "running"}
             if worker_id in self._pids:
@@ -357,7 +388,9 @@ class Coordinator:
         if state == "complete" and values is not None and len(values) != self._n_objectives:
             state, reason = "fail", "bad_value"
             error = f"objective returned {len(values)} value(s), but the study has {self._n_objectives} direction(s)"
+        self._crash_at("after_result")
         frozen = self._tell(trial, state, values, error, reason, outcome)
+        self._crash_at("after_tell")
         if frozen is None:
             state = "fail"
         self._count(state, reason)
@@ -518,6 +551,7 @@ class Coordinator:
             self._retiring.pop(worker_id, None)
             if not self._abort.is_set():
                 self.backend.restart(worker_id)
+                self._write_pids()
 
     def _enforce_deadlines(self) -> None:
         now = time.monotonic()

@@ -254,7 +254,7 @@ def run_config(
             texts={"sweep.yaml": _config_yaml(cfg)}, parent_run_id=resumed.parent_run_id,
             reconcile=_finished_records(study),
             spool_path=str(directory / "spool.jsonl"), on_trial_finished=on_trial_finished,
-            capture_output=cfg.capture_output,
+            capture_output=cfg.capture_output, pids_path=str(directory / "pids.json"),
         )
         finalize_sweep(cfg, result)
         return result
@@ -279,6 +279,7 @@ def execute(
     callbacks: Sequence[Callable[[Any, Any], None]] | None = None,
     capture_output: bool = False,
     reconcile: Mapping[int, Any] | None = None,
+    pids_path: str | None = None,
 ) -> SweepResult:
     """Run a planned sweep with tracking and signal handling; the seam both APIs share."""
     scratch_dir = None
@@ -296,7 +297,7 @@ def execute(
         tracker.start(params, _parent_tags(study), texts)
     coordinator = Coordinator(
         study, plan, backend, n_workers, tracker=tracker, on_trial_finished=on_trial_finished,
-        callbacks=callbacks,
+        callbacks=callbacks, pids_path=pids_path,
     )
     status = "FAILED"
     try:

@@ -28,6 +28,8 @@ from ._messages import (
 )
 from .errors import SweeperError
 
+#: Largest JSON a user attr may take: the study keeps it, and every worker's sends share one queue.
+MAX_USER_ATTR_BYTES = 64 * 1024
 #: How long a worker waits for the coordinator to answer a question before giving up.
 REPLY_TIMEOUT_S = 120.0
 
@@ -156,7 +158,10 @@ class Trial:
     # --- records -----------------------------------------------------------------------------
 
     def set_user_attr(self, key: str, value: Any) -> None:
-        json.dumps(value)  # fail here, in the user's frame, rather than in the coordinator
+        size = len(json.dumps(value))  # fail here, in the user's frame, not in the coordinator
+        if size > MAX_USER_ATTR_BYTES:
+            raise ValueError(f"user attr {key!r} is {size} bytes of JSON; the limit is {MAX_USER_ATTR_BYTES}"
+                             " (log large things with trial.log_artifact)")
         self._user_attrs[key] = value
         self._outbox.put(UserAttr(self._worker_id, self._number, str(key), value))
 

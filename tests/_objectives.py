@@ -217,3 +217,15 @@ def leaky(trial, megabytes=40):
     _HOARD.append(bytearray(megabytes * 2**20))
     trial.suggest_float("x", 0, 1)
     return float(os.getpid())
+
+
+def reports_a_lot(trial, n=25_000):
+    x = trial.suggest_float("x", 0, 1)
+    for step in range(n):
+        trial.report(x, step)
+    return x
+
+
+def huge_user_attr(trial):
+    trial.set_user_attr("blob", "z" * 200_000)
+    return 0.0

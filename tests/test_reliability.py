@@ -4,21 +4,24 @@ group, a real journal and a real MLflow store.
 
 Catalogue entries and where they are tested:
   A1-A3 dead workers, A5-A10 hangs and bad values, A16 crash loop .... tests/test_faults.py
-  A2 segfault output kept, A4 crash after result, A13 output flood,
-  A14 leaky worker, A17 retry, B18 coordinator SIGKILL + resume,
-  B20 lock + nothing to do, B21/B22 changed spec, B24 unreachable store,
-  C29-C31 Ctrl-C/SIGTERM, C32 no KeyboardInterrupt tracebacks, C33 no orphans,
-  C35 non-main thread, C36 programmatic stop, E46 Manager key, E47 secrets ... here
+  A2 segfault output kept, A4 crash after result (test_faults), A12 report flood and user-attr
+  size, A13 output flood, A14 leaky worker, A17 retry, B18 coordinator SIGKILL + resume,
+  B19 crash-point matrix, B20 lock + nothing to do, B21/B22 changed spec, B24 unreachable
+  store, B26 Manager killed, C29-C31 Ctrl-C/SIGTERM, C32 no KeyboardInterrupt tracebacks,
+  C33 no orphans, C35 non-main thread, C36 programmatic stop, E46 Manager key, E47 secrets .. here
+  B28 workers stay MLflow-free ........................................... tests/test_structure.py
   D37-D43 bad config input, E44-E45 allowlist and YAML tags .............. tests/test_config.py
-  A11 sklearn failures raise (error_score="raise" is what fold-by-fold CV does: a fit error
-      propagates with sklearn's message) ..................................... test_builtin_objective
-  A15 nested parallelism: estimator n_jobs capped to 1, BLAS threads capped ... test_builtin_objective
-Not built yet (issue #4 stays open for them): A12 a per-trial report-rate limit (reports are
-bounded by back-pressure of the Manager round trip and metric values are capped per trial, but
-there is no result-size limit beyond "floats only"), B19 the full crash-point matrix,
-B23 Optuna SQLite lock retries (the study is a journal file, which needs none), B25-B27 MLflow
-dying mid-sweep (retries + spool exist, no test against a real server yet), C34 PDEATHSIG
-(the design uses a parent-pid watchdog instead, which has no thread gotcha), F48 the soak.
+  A11 sklearn errors propagate with sklearn's message (fold-by-fold CV has no error_score),
+  A15 estimator n_jobs capped to 1 and BLAS threads capped ................ test_builtin_objective.py
+Not applicable, by design:
+  B23 Optuna SQLite locking: the study is a journal file with one writer (our lock).
+  B27 MLflow async logging: sweeper writes synchronously from its own writer thread.
+  C34 PDEATHSIG thread gotcha: workers use a coordinator-pid watchdog instead of PDEATHSIG.
+  A12 "result too large": a result is floats only, converted in the worker; nothing else returns.
+Not built yet (issue #4 stays open for them): B25 a test against a real MLflow server that dies
+mid-sweep (retries and the spool file exist, untested against a server), B24's
+"mlflow.required: false" mode, retrying trials that raised (max_retries covers crashes and
+timeouts only), F48 the soak test.
 """
 
 from __future__ import annotations
@@ -47,8 +50,9 @@ COMPLETE, FAIL = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL
 class Sweep:
     """``sweeper run`` in its own session (a real process group), its stderr read live."""
 
-    def __init__(self, cwd: Path, config: Path, *args: str) -> None:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    def __init__(self, cwd: Path, config: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        env = {**os.environ, **(env or {}),
+               "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "sweeper", "run", str(config), *args], cwd=cwd, env=env,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
@@ -326,3 +330,75 @@ def test_manager_listens_locally_with_a_per_sweep_key():
     finally:
         for backend in backends:
             backend.close()
+
+
+def _ledgers_agree(tmp_path: Path, n_trials: int) -> None:
+    study = study_of(tmp_path)
+    assert sum(t.state == COMPLETE for t in study.trials) == n_trials
+    assert all(t.state.is_finished() for t in study.trials)
+    _, parent, children = mlflow_children(tmp_path, study)
+    assert parent.info.status == "FINISHED"
+    runs: dict[int, list[str]] = {}
+    for run in children:
+        runs.setdefault(int(run.data.tags["sweeper.trial_number"]), []).append(run.info.status)
+    for trial in study.trials:
+        expected = {"COMPLETE": "FINISHED", "FAIL": "KILLED"}[trial.state.name]
+        assert runs.get(trial.number, [expected]) == [expected], (trial.number, runs.get(trial.number))
+        if trial.state == COMPLETE:
+            assert trial.number in runs  # no COMPLETE trial without its run and metrics
+
+
+@pytest.mark.parametrize("point", ["after_ask", "after_dispatch", "after_result", "after_tell"])
+def test_crash_point_matrix_then_resume(tmp_path, point):
+    path = config(tmp_path, n_trials=6, objective_kwargs="{sleep_s: 0.2}")
+    code, _, err = Sweep(tmp_path, path, env={"SWEEPER_CRASH_AT": f"{point}:3"}).finish()
+    assert code == 86, err  # died at the crash point, like a SIGKILL
+    code, _, err = Sweep(tmp_path, path).finish()
+    assert code == 0, err
+    _ledgers_agree(tmp_path, 6)
+
+
+def test_killed_manager_fails_running_trials_and_exits_1_without_hanging(tmp_path):
+    import json
+
+    path = config(tmp_path, n_trials=20, objective_kwargs="{sleep_s: 0.5}")
+    sweep = Sweep(tmp_path, path)
+    sweep.wait_for("[1/20]")
+    pids = json.loads((tmp_path / ".sweeper" / "sweep" / "pids.json").read_text())
+    os.kill(pids["manager"], signal.SIGKILL)
+    started = time.monotonic()
+    code, _, err = sweep.finish(timeout_s=30)
+    assert time.monotonic() - started < 30
+    assert code == 1, err
+    assert "result channel lost" in err and "run the same command again to resume" in err
+    assert gone(list(pids["workers"].values())) == []
+    study = study_of(tmp_path)
+    assert not [t for t in study.trials if not t.state.is_finished()]
+
+
+def test_report_flood_is_capped_and_the_trial_completes(tracking_uri, experiment, client):
+    study = sweeper.optimize(
+        "_objectives:reports_a_lot", n_trials=1, n_jobs=1, tracking_uri=tracking_uri, experiment=experiment,
+    )
+    assert study.trials[0].state == COMPLETE
+    [run] = children_runs(client, study.user_attrs["mlflow_parent_run_id"])
+    assert int(run.data.tags["sweeper.metrics_dropped"]) > 0
+
+
+def test_oversized_user_attr_fails_the_trial_in_the_worker():
+    study = sweeper.optimize("_objectives:huge_user_attr", n_trials=1, n_jobs=1, track=False)
+    assert study.trials[0].state == FAIL
+    assert "the limit is 65536" in study.trials[0].system_attrs["sweeper:error"]
+
+
+def test_credentials_never_reach_the_resolved_config_or_params():
+    from sweeper.api import _config_params, _config_yaml
+    from sweeper.config import config_from_dict
+
+    cfg = config_from_dict({
+        "name": "secret-test", "objective": "_objectives:quadratic", "n_trials": 1,
+        "search_space": {"x": {"low": 0.0, "high": 1.0}},
+        "tracking": {"uri": "http://user:s3cret@127.0.0.1:5000"},
+    })
+    assert "s3cret" not in _config_yaml(cfg)
+    assert "s3cret" not in repr(_config_params(cfg, 2))
