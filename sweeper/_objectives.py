@@ -76,10 +76,13 @@ def import_path(path: str) -> Any:
     return target
 
 
-def load_dataset(data: Mapping[str, Any]) -> tuple[Any, Any]:
-    """(X, y) from a ``sklearn.datasets`` loader/generator or a CSV/Parquet file, cached."""
+def load_dataset(data: Mapping[str, Any], *, cache: bool = True) -> tuple[Any, Any]:
+    """(X, y) from a ``sklearn.datasets`` loader/generator or a CSV/Parquet file, cached.
+    Arrays the coordinator published in shared memory arrive as ``data["X"]``/``data["y"]``."""
+    if "X" in data:
+        return data["X"], data["y"]
     key = json.dumps(data, sort_keys=True, default=str)
-    if key not in _DATASETS:
+    if key not in _DATASETS or not cache:
         if data.get("loader"):
             import sklearn.datasets
 
@@ -96,6 +99,8 @@ def load_dataset(data: Mapping[str, Any]) -> tuple[Any, Any]:
             target = data["target"]
             y = frame[target].to_numpy()
             X = frame.drop(columns=[target])
+        if not cache:
+            return X, y
         _DATASETS[key] = (X, y)
     return _DATASETS[key]
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._procs import pid_alive
+from ._shared import materialize
 from ._messages import RunIdReply, RunIdRequest, RunTrial, Shutdown, TrialFinished, WorkerReady
 from .errors import TrialPruned
 from .trial import Trial
@@ -86,8 +87,9 @@ def run_trial(worker_id: int, message: RunTrial, inbox: Any, outbox: Any) -> Tri
 
     try:
         objective = load_callable(message.objective)
+        kwargs = materialize(message.objective_kwargs)  # shared-memory arrays -> read-only views
         with _mlflow_run_of(trial, outbox, worker_id):
-            result = objective(trial, **message.objective_kwargs)
+            result = objective(trial, **kwargs)
     except BaseException as exc:  # noqa: BLE001 - SystemExit from an objective is a failure too
         if _is_pruned(exc):
             return finished("pruned", reason="pruned")

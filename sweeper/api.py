@@ -27,6 +27,7 @@ from . import _study
 from ._backends import Backend, InlineBackend, LocalBackend
 from ._coordinator import Coordinator, SweepPlan, SweepSummary, logger
 from ._report import finalize_sweep
+from ._shared import Publication
 from ._tracking import Tracker, check_reachable, record_of, resolve_tracking_uri
 from .config import SweepConfig, check_config, grid_size, grid_values, load_config
 from .errors import SweeperError
@@ -141,9 +142,11 @@ def optimize(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # ExperimentalWarning: stable since Optuna 3.2
             study.set_metric_names(list(metric_names))
+    publication = Publication()
+    kwargs = dict(objective_kwargs or {})
     plan = SweepPlan(
         objective=path,
-        objective_kwargs=dict(objective_kwargs or {}),
+        objective_kwargs=kwargs if in_process else publication.share_large_arrays(kwargs),
         n_trials=n_trials,
         timeout_s=timeout,
         trial_timeout_s=trial_timeout,
@@ -164,7 +167,7 @@ def optimize(
         study, plan, backend, workers,
         tracking_uri=resolve_tracking_uri(tracking_uri) if track else None,
         experiment=experiment or "sweeper", run_name=name, parent_params=params, texts={},
-        callbacks=callbacks, capture_output=capture_output and not in_process,
+        callbacks=callbacks, capture_output=capture_output and not in_process, publication=publication,
     )
     if result.summary.signal == signal.SIGINT:
         raise KeyboardInterrupt
@@ -210,6 +213,7 @@ def run_config(
     directory = _study.sweep_dir(cfg.storage_dir or ".sweeper", cfg.name)
     lock = _study.SweepLock(directory)
     lock.acquire()
+    publication = Publication()
     try:
         study = optuna.create_study(
             storage=_study.journal_storage(directory, owner=True),
@@ -233,7 +237,7 @@ def run_config(
                            cfg.name, resumed.requeued)
         workers = resolve_n_jobs(cfg.n_jobs)
         if builtin:
-            objective, kwargs = BUILTIN_OBJECTIVE, _builtin_kwargs(cfg, workers, space)
+            objective, kwargs = BUILTIN_OBJECTIVE, _builtin_kwargs(cfg, workers, space, publication)
             preload = ["sweeper._objectives", _module_of(cfg.model.estimator), "sklearn.model_selection"]
             plan_space: tuple[Any, ...] = space
         else:
@@ -255,10 +259,12 @@ def run_config(
             reconcile=_finished_records(study),
             spool_path=str(directory / "spool.jsonl"), on_trial_finished=on_trial_finished,
             capture_output=cfg.capture_output, pids_path=str(directory / "pids.json"),
+            publication=publication,
         )
         finalize_sweep(cfg, result)
         return result
     finally:
+        publication.release()
         lock.release()
 
 
@@ -280,6 +286,7 @@ def execute(
     capture_output: bool = False,
     reconcile: Mapping[int, Any] | None = None,
     pids_path: str | None = None,
+    publication: Publication | None = None,
 ) -> SweepResult:
     """Run a planned sweep with tracking and signal handling; the seam both APIs share."""
     scratch_dir = None
@@ -310,6 +317,8 @@ def execute(
             tracker.close(status, end_tags, child_tags)
         if scratch_dir is not None:
             shutil.rmtree(scratch_dir, ignore_errors=True)
+        if publication is not None:
+            publication.release()
     result = SweepResult(study, summary, tracking_uri, experiment)
     if tracker is not None:
         summary.tracking_failures = list(tracker.failures)
@@ -448,9 +457,21 @@ def _module_of(path: str | None) -> str | None:
     return path.partition(":")[0] if ":" in path else path.rpartition(".")[0]
 
 
-def _builtin_kwargs(cfg: SweepConfig, workers: int, space: tuple[Any, ...]) -> dict[str, Any]:
+def _builtin_kwargs(
+    cfg: SweepConfig, workers: int, space: tuple[Any, ...], publication: Publication
+) -> dict[str, Any]:
+    import numpy as np
+
+    from ._objectives import load_dataset
+
     assert cfg.model is not None and cfg.data is not None
-    data = {"loader": cfg.data.loader, "kwargs": dict(cfg.data.kwargs), "file": cfg.data.file, "target": cfg.data.target}
+    data: dict[str, Any] = {
+        "loader": cfg.data.loader, "kwargs": dict(cfg.data.kwargs), "file": cfg.data.file, "target": cfg.data.target,
+    }
+    X, y = load_dataset(data, cache=False)  # once, here; workers map it from shared memory
+    if isinstance(X, np.ndarray) and isinstance(y, np.ndarray):
+        data = {"X": publication.publish(X), "y": publication.publish(y)}
+        del X, y
     evaluation = {
         "cv": cfg.evaluation.cv, "holdout": cfg.evaluation.holdout, "scoring": cfg.evaluation.scoring,
         "shuffle": cfg.evaluation.shuffle, "partial_fit_epochs": cfg.evaluation.partial_fit_epochs,

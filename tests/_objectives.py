@@ -99,7 +99,7 @@ def _once(marker):
     return False
 
 
-def sigkill_once(trial, marker=None):
+def sigkill_once(trial, marker=None, **_ignored):
     x = trial.suggest_float("x", 0, 1)
     if _once(marker):
         os.kill(os.getpid(), signal.SIGKILL)
@@ -229,3 +229,11 @@ def reports_a_lot(trial, n=25_000):
 def huge_user_attr(trial):
     trial.set_user_attr("blob", "z" * 200_000)
     return 0.0
+
+
+def uses_shared_array(trial, X=None, y=None):
+    """Gets large arrays through objective_kwargs: they must arrive as read-only shared views."""
+    trial.suggest_float("x", 0, 1)
+    assert not X.flags.writeable
+    trial.set_user_attr("shape", list(X.shape))
+    return float(X[:, 0].sum() + y.sum())
