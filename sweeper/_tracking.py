@@ -26,6 +26,9 @@ from ._redact import redact_uri
 from .errors import TrackingError
 
 RETRIES = 3
+#: The parent's best-so-far and counts are rewritten at most this often (and at the end).
+PROGRESS_INTERVAL_S = 1.0
+_TUNED_SQLITE: set[str] = set()
 
 
 def resolve_tracking_uri(uri: str | None) -> str:
@@ -57,6 +60,32 @@ def check_reachable(uri: str, timeout_s: float = 3.0) -> None:
         directory = os.path.dirname(path) or "."
         if path and not os.path.isdir(directory):
             raise TrackingError(f"tracking store {redact_uri(uri)}: directory {directory} does not exist")
+
+
+def tune_sqlite(path: str) -> None:
+    """WAL journal + synchronous=NORMAL on the tracking database: a commit no longer waits for
+    an fsync (three commits a child run; ~45% less time per run measured here). Durable across
+    process crashes, not power loss; ``mlflow ui`` reads WAL databases as usual. Only this
+    file's connections are touched."""
+    target = os.path.realpath(path)
+    if target in _TUNED_SQLITE:
+        return
+    _TUNED_SQLITE.add(target)
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    @event.listens_for(Engine, "connect")
+    def _on_connect(connection: Any, record: Any) -> None:
+        if not type(connection).__module__.startswith("sqlite3"):
+            return
+        cursor = connection.cursor()
+        try:
+            files = {os.path.realpath(row[2]) for row in cursor.execute("PRAGMA database_list") if row[2]}
+            if target in files:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+        finally:
+            cursor.close()
 
 
 def mlflow_ui_command(uri: str) -> str:
@@ -185,8 +214,15 @@ class Tracker:
             self._drain_to_spool()
             return
         self._ready.set()
+        last_progress = 0.0
         while True:
-            kind, payload = self._events.get()
+            wait_s = None  # a held-back progress update is due at last_progress + interval
+            if self._parent_progress is not None:
+                wait_s = max(0.0, last_progress + PROGRESS_INTERVAL_S - time.monotonic())
+            try:
+                kind, payload = self._events.get(timeout=wait_s)
+            except queue.Empty:
+                kind, payload = "parent_progress", None
             if kind == "close":
                 with self._progress_lock:
                     self._parent_progress = self._latest_progress
@@ -202,13 +238,16 @@ class Tracker:
                 self._retry(f"start trial {number}", lambda: self._start_child(number, start_ms, child_tags))
             elif kind == "child_end":
                 self._retry(f"record trial {payload.number}", lambda: self._end_child(payload), payload)
-            elif kind == "parent_progress":
+            elif kind == "parent_progress" and time.monotonic() - last_progress >= PROGRESS_INTERVAL_S:
                 self._write_progress()
+                last_progress = time.monotonic()
 
     def _open(self, params: dict[str, Any], tags: dict[str, str], texts: dict[str, str]) -> None:
         from mlflow import MlflowClient
         from mlflow.entities import Param
 
+        if self.uri.startswith("sqlite:///"):
+            tune_sqlite(self.uri[len("sqlite:///"):])
         self._client = client = MlflowClient(tracking_uri=self.uri)
         experiment = client.get_experiment_by_name(self.experiment)
         if experiment is None:
