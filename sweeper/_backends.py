@@ -77,13 +77,27 @@ class LocalBackend:
         self._processes: dict[int, Any] = {}
         self._reported_dead: set[int] = set()
 
-    def start(self, n_workers: int) -> None:
-        try:
-            self._ctx = multiprocessing.get_context(self.start_method)
-        except ValueError as exc:
-            raise BackendError(f"start method {self.start_method!r} is not available here") from exc
+    def prewarm(self) -> None:
+        """Start the forkserver now, so it imports the trials' libraries (sklearn: ~3 s) on
+        another core while the coordinator validates the config and opens MLflow."""
+        self._context()
         if self.start_method == "forkserver":
-            self._ctx.set_forkserver_preload(self._preload)
+            import multiprocessing.forkserver
+
+            multiprocessing.forkserver.ensure_running()
+
+    def _context(self) -> Any:
+        if self._ctx is None:
+            try:
+                self._ctx = multiprocessing.get_context(self.start_method)
+            except ValueError as exc:
+                raise BackendError(f"start method {self.start_method!r} is not available here") from exc
+            if self.start_method == "forkserver":
+                self._ctx.set_forkserver_preload(self._preload)
+        return self._ctx
+
+    def start(self, n_workers: int) -> None:
+        self._context()
         try:
             # A fresh random key per sweep: whoever reaches the Manager's socket could make us
             # unpickle; it listens on an AF_UNIX path (Linux) and needs this key.

@@ -29,7 +29,7 @@ from ._coordinator import Coordinator, SweepPlan, SweepSummary, logger
 from ._report import finalize_sweep
 from ._shared import Publication
 from ._tracking import Tracker, check_reachable, record_of, resolve_tracking_uri
-from .config import SweepConfig, check_config, grid_size, grid_values, load_config
+from .config import SweepConfig, check_config, grid_size, grid_values, import_allowed, load_config
 from .errors import SweeperError
 
 BUILTIN_OBJECTIVE = "sweeper._objectives:sklearn_objective"
@@ -199,6 +199,11 @@ def run_config(
         cfg = config
     else:
         cfg = load_config(config, overrides)
+    backend = LocalBackend(
+        start_method, preload=_preload_for(cfg),
+        max_trials_per_worker=cfg.max_trials_per_worker, max_worker_memory_mb=cfg.max_worker_memory_mb,
+    )
+    backend.prewarm()  # workers' imports overlap with check_config's (different cores)
     check_config(cfg)
     uri = resolve_tracking_uri(cfg.tracking.uri)
     check_reachable(uri)  # before the sweep directory, any worker or any run exists
@@ -238,19 +243,13 @@ def run_config(
         workers = resolve_n_jobs(cfg.n_jobs)
         if builtin:
             objective, kwargs = BUILTIN_OBJECTIVE, _builtin_kwargs(cfg, workers, space, publication)
-            preload = ["sweeper._objectives", _module_of(cfg.model.estimator), "sklearn.model_selection"]
-            plan_space: tuple[Any, ...] = space
         else:
-            objective, kwargs, preload, plan_space = cfg.objective, dict(cfg.objective_kwargs), [], space
+            objective, kwargs = cfg.objective, dict(cfg.objective_kwargs)
         plan = SweepPlan(
-            objective=objective, objective_kwargs=kwargs, space=plan_space, n_trials=remaining,
+            objective=objective, objective_kwargs=kwargs, space=space, n_trials=remaining,
             timeout_s=cfg.timeout, trial_timeout_s=cfg.trial_timeout,
             max_retries=cfg.max_retries,
             max_consecutive_failures=1 if cfg.fail_fast else cfg.max_consecutive_failures,
-        )
-        backend = LocalBackend(
-            start_method, preload=[m for m in preload if m],
-            max_trials_per_worker=cfg.max_trials_per_worker, max_worker_memory_mb=cfg.max_worker_memory_mb,
         )
         result = execute(
             study, plan, backend, workers, tracking_uri=uri, experiment=experiment,
@@ -451,10 +450,20 @@ def callable_path(fn: Callable[..., Any], *, in_process: bool = False) -> str:
     return f"{module}:{qualname}"
 
 
-def _module_of(path: str | None) -> str | None:
-    if not path:
-        return None
+def _module_of(path: str) -> str:
     return path.partition(":")[0] if ":" in path else path.rpartition(".")[0]
+
+
+def _preload_for(cfg: SweepConfig) -> list[str]:
+    """Modules the forkserver imports once for every worker. Only allowlisted ones: this runs
+    before ``check_config`` has imported (and so vetted) anything."""
+    if cfg.objective is not None:
+        return [_module_of(cfg.objective)]  # the user named it; check_config imports it too
+    assert cfg.model is not None
+    modules = ["sweeper._objectives", "sklearn.model_selection", "sklearn.metrics"]
+    if import_allowed(cfg.model.estimator, cfg):
+        modules.append(_module_of(cfg.model.estimator))
+    return modules
 
 
 def _builtin_kwargs(

@@ -1258,6 +1258,11 @@ def _refuse_import_path(path: str, allowed: Sequence[str]) -> tuple[str, str, st
     return None
 
 
+def import_allowed(path: str, cfg: SweepConfig) -> bool:
+    """Whether ``path`` passes the allowlist, judged on the string alone (imports nothing)."""
+    return _refuse_import_path(path, DEFAULT_ALLOWED_IMPORTS + tuple(cfg.allow_imports)) is None
+
+
 def resolve_import_path(
     path: str, allowed: Sequence[str], *, key: str = "import path", source: str | None = None
 ) -> object:
