@@ -1,17 +1,19 @@
-"""The ``sweeper`` command: ``run`` and ``validate``.
+"""The ``sweeper`` command: ``run``, ``validate``, and the result verbs ``ls``, ``status``,
+``best``, ``export`` and ``ui`` (which read a sweep's study and MLflow store; nothing re-runs).
 
 ``main(argv) -> int`` never lets a ``SweeperError`` become a traceback: one line per problem on
 stderr and exit status 2 (``--debug`` shows the traceback). Nothing heavy (optuna, mlflow,
 sklearn) is imported at module level, so ``--help`` is instant.
 
 Exit codes: 0 the sweep ran (some trials may have failed), 1 no trial completed or the
-failure brake stopped it,
-2 usage or config error, 130 interrupted by Ctrl-C, 143 by SIGTERM.
+failure brake stopped it (also: ``--register`` failed, ``best`` found no complete trial,
+``ui``'s server died), 2 usage or config error, 130 interrupted by Ctrl-C, 143 by SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import os
@@ -20,7 +22,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from .errors import SweeperError
+from .errors import BackendError, SweeperError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,10 +49,35 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--start-method", choices=("forkserver", "spawn", "fork"),
                      help="how worker processes start (default: forkserver where available)")
     run.add_argument("--top", type=int, default=5, metavar="N", help="trials in the closing table")
+    run.add_argument("--register", metavar="NAME",
+                     help="register the best model in the MLflow model registry as NAME "
+                          "(built-in scikit-learn objective)")
 
     validate = verbs.add_parser("validate", help="check a config and print its search space")
     validate.add_argument("config")
     validate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+
+    def with_dir(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sub.add_argument("--dir", default=".sweeper", metavar="DIR",
+                         help="where sweeps keep their studies (default: .sweeper)")
+        return sub
+
+    ls = with_dir(verbs.add_parser("ls", help="list the sweeps in this directory"))
+    ls.add_argument("--json", action="store_true", help="machine-readable output")
+    status = with_dir(verbs.add_parser("status", help="progress of a running or finished sweep"))
+    status.add_argument("name", metavar="NAME")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    best = with_dir(verbs.add_parser("best", help="best trial (or Pareto front) of a sweep"))
+    best.add_argument("name", metavar="NAME")
+    best.add_argument("--json", action="store_true", help="machine-readable output")
+    export = with_dir(verbs.add_parser("export", help="write a sweep's trials table"))
+    export.add_argument("name", metavar="NAME")
+    export.add_argument("--csv", required=True, metavar="FILE", help="CSV file to write (- for stdout)")
+    ui = with_dir(verbs.add_parser("ui", help="start the MLflow UI on a sweep's tracking store"))
+    ui.add_argument("name", metavar="NAME", nargs="?", help="sweep whose experiment to open")
+    ui.add_argument("--port", type=int, default=5000, metavar="N", help="port (default 5000; 0 = any free)")
+    ui.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1)")
+    ui.add_argument("--tracking-uri", metavar="URI", help="MLflow store (default: the sweep's own)")
     return parser
 
 
@@ -58,10 +85,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if os.getcwd() not in sys.path:  # `objective: mymodule:fn` resolves from here, as with python -m
         sys.path.insert(0, os.getcwd())
+    verbs = {"run": _run, "validate": _validate, "ls": _ls, "status": _status, "best": _best,
+             "export": _export, "ui": _ui}
     try:
-        if args.verb == "run":
-            return _run(args)
-        return _validate(args)
+        return verbs[args.verb](args)
+    except BackendError as exc:  # the sweep ran and lost its workers: not a usage error
+        if args.debug:
+            raise
+        print(f"sweeper: error: {exc}", file=sys.stderr)
+        print("sweeper: finished trials are saved; run the same command again to resume", file=sys.stderr)
+        return 1
     except SweeperError as exc:
         if args.debug:
             raise
@@ -85,6 +118,9 @@ def _run(args: argparse.Namespace) -> int:
 
     _log_to_stderr()
     cfg = load_config(args.config, _overrides(args))
+    if args.register and cfg.objective is not None:
+        raise SweeperError("--register needs the built-in scikit-learn objective (model: and data:); "
+                           f"{cfg.source} has objective: {cfg.objective}")
     progress = _Progress(cfg.n_trials)
     result = run_config(cfg, on_trial_finished=progress, start_method=args.start_method)
     summary = result.summary
@@ -92,13 +128,75 @@ def _run(args: argparse.Namespace) -> int:
         print(f"sweep {cfg.name!r} is complete ({len(result.study.trials)} trials); nothing to do. "
               f"Use --name NEW (or --n-trials with a larger total) to run more.")
         _print_mlflow(result)
-        return 0
+        return _register(result, args.register)
     _print_results(result, args.top)
     if summary.signal is not None:
         return 128 + int(summary.signal)
     if summary.failed_fast or (summary.n_complete == 0 and summary.n_finished > 0):
         return 1
+    return _register(result, args.register)
+
+
+def _register(result: Any, name: str | None) -> int:
+    """``run --register NAME``: the best model the report logged goes into the model registry."""
+    if not name:
+        return 0
+    from ._report import register_best_model
+
+    if not result.tracking_uri or not result.parent_run_id:
+        print("sweeper: error: --register: this sweep has no MLflow parent run", file=sys.stderr)
+        return 1
+    try:
+        version = register_best_model(result.tracking_uri, result.parent_run_id, name)
+    except Exception as exc:  # noqa: BLE001 - the sweep ran; say why registering did not
+        print(f"sweeper: error: --register {name}: {exc}".splitlines()[0], file=sys.stderr)
+        return 1
+    print(f"registered the best model as {name!r} version {version}  (models:/{name}/{version})")
     return 0
+
+
+def _ls(args: argparse.Namespace) -> int:
+    from ._results import format_ls, list_sweeps
+
+    rows = list_sweeps(args.dir)
+    print(_json(rows) if args.json else format_ls(rows, args.dir))
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from ._results import format_status, sweep_status
+
+    status = sweep_status(args.dir, args.name)
+    print(_json(status) if args.json else format_status(status))
+    return 0
+
+
+def _best(args: argparse.Namespace) -> int:
+    from ._results import best_of, format_best
+
+    best = best_of(args.dir, args.name)
+    print(_json(best) if args.json else format_best(best))
+    return 0 if best.get("best") or best.get("pareto_front") else 1
+
+
+def _export(args: argparse.Namespace) -> int:
+    from ._results import export_csv
+
+    rows = export_csv(args.dir, args.name, args.csv)
+    if args.csv != "-":
+        print(f"wrote {rows} trials of sweep {args.name!r} to {args.csv}")
+    return 0
+
+
+def _ui(args: argparse.Namespace) -> int:
+    from ._ui import resolve_target, serve
+
+    target = resolve_target(args.name, args.dir, args.tracking_uri)
+    return serve(target, host=args.host, port=args.port)
+
+
+def _json(data: Any) -> str:
+    return json.dumps(data, indent=2, default=str)
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -188,7 +286,11 @@ def _print_mlflow(result: Any) -> None:
 
     if result.tracking_uri:
         print(f"\nMLflow experiment {result.experiment!r}, parent run {result.parent_run_id}")
+        model_uri = result.study.user_attrs.get("mlflow_best_model_uri")
+        if model_uri:
+            print(f"best model (refit on all data): {model_uri}  (mlflow.sklearn.load_model)")
         print(f"open it with:  {mlflow_ui_command(result.tracking_uri)}")
+        print(f"          or:  sweeper ui {result.study.study_name}")
 
 
 def _short(value: Any) -> str:
