@@ -329,7 +329,7 @@ def log_best_model(client: Any, cfg: Any, result: Any, X: Any, y: Any) -> dict[s
 
     study = result.study
     best = study.best_trial
-    run_id = result.run_ids.get(best.number) or _results.run_id_of(study, best)
+    run_id = result.run_ids.get(best.number) or _study.run_id_of(study, best)
     if run_id is None:
         _warn(f"best trial #{best.number} has no MLflow run; its model is not logged")
         return None
@@ -481,8 +481,8 @@ def _remember_store(study: Any, uri: str) -> None:
         return
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         uri = "sqlite:///" + os.path.abspath(uri[len("sqlite:///"):])  # relative to where it ran
-    if study.user_attrs.get(_results.TRACKING_URI_ATTR) != uri:
-        study.set_user_attr(_results.TRACKING_URI_ATTR, uri)
+    if study.user_attrs.get(_study.TRACKING_URI_ATTR) != uri:
+        study.set_user_attr(_study.TRACKING_URI_ATTR, uri)
 
 
 def _write_best(study: Any, path: Path, report: Mapping[str, Any]) -> None:
@@ -523,7 +523,7 @@ def _describe_parent(client: Any, result: Any, report: Mapping[str, Any], import
     for trial in best[:10]:
         values = ", ".join(f"{v:.6g}" for v in trial.values)
         params = ", ".join(f"{k}={_results._plain_text(v)}" for k, v in trial.params.items())
-        run_id = _results.run_id_of(study, trial)
+        run_id = _study.run_id_of(study, trial)
         link = f" ([child run](#/experiments/{experiment}/runs/{run_id}))" if run_id and experiment else ""
         label = "Best trial" if len(best) == 1 else "Pareto front: trial"
         lines.append(f"- **{label} #{trial.number}**: {values}; {params}{link}")

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from . import _study
+from ._study import TRACKING_URI_ATTR, run_id_of
 from ._procs import pid_alive
 from .errors import SweeperError
 
 JOURNAL = "study.journal"
-TRACKING_URI_ATTR = "mlflow_tracking_uri"  # written by _report.finalize_sweep (no credentials)
 MODEL_URI_ATTR = "mlflow_best_model_uri"  # ditto, for the built-in scikit-learn objective
 STATES = ("complete", "pruned", "fail", "running", "waiting")
 
@@ -65,14 +65,6 @@ def coordinator_pid(root: str | os.PathLike[str], name: str) -> int | None:
 
 
 # --- what a study holds, as plain data ----------------------------------------------------------
-
-
-def run_id_of(study: Any, trial: Any) -> str | None:
-    """The MLflow child run of a trial (same lookup as ``api.run_id_of``, one layer lower)."""
-    run_id = trial.system_attrs.get("sweeper:mlflow_run_id")
-    if run_id is None:
-        run_id = study.user_attrs.get(_study.RUN_IDS_ATTR, {}).get(str(trial.number))
-    return run_id if isinstance(run_id, str) else None
 
 
 def state_of(trial: Any) -> str:

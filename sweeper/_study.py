@@ -23,6 +23,7 @@ SPEC_ATTR = "sweeper_spec"
 PARENT_RUN_ATTR = "mlflow_parent_run_id"  # also written by _coordinator as soon as it exists
 EXPERIMENT_ATTR = "mlflow_experiment_id"
 RUN_IDS_ATTR = "mlflow_run_ids"
+TRACKING_URI_ATTR = "mlflow_tracking_uri"  # only ever without credentials
 
 
 @dataclass
@@ -123,3 +124,12 @@ def _read_pid(path: Path) -> int | None:
         return int(path.read_text().strip())
     except (OSError, ValueError):
         return None
+
+
+def run_id_of(study: Any, trial: Any) -> str | None:
+    """The MLflow child run of a trial, wherever it was recorded: the trial's own system attr,
+    or the study's list for trials that ended before their run existed."""
+    run_id = trial.system_attrs.get("sweeper:mlflow_run_id")
+    if run_id is None:
+        run_id = study.user_attrs.get(RUN_IDS_ATTR, {}).get(str(trial.number))
+    return run_id if isinstance(run_id, str) else None

@@ -119,6 +119,7 @@ class Tracker:
         parent_run_id: str | None = None,
         spool_path: str | None = None,
         reconcile: Mapping[int, ChildRecord] | None = None,
+        start_ms: int | None = None,
     ) -> None:
         self.uri = uri
         self.experiment = experiment
@@ -129,6 +130,7 @@ class Tracker:
         self.failures: list[str] = []
         self._spool_path = spool_path
         self._reconcile = dict(reconcile or {})  # resume: finished trials, by number
+        self._start_ms = start_ms or _now_ms()  # the sweep's start, not the writer's
         self._events: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._ready = threading.Event()
         self._start_error: BaseException | None = None
@@ -251,7 +253,10 @@ class Tracker:
         self._client = client = MlflowClient(tracking_uri=self.uri)
         experiment = client.get_experiment_by_name(self.experiment)
         if experiment is None:
-            self.experiment_id = client.create_experiment(self.experiment)
+            # "custom_model_development" makes MLflow 3's UI open the runs table, not its GenAI view
+            self.experiment_id = client.create_experiment(
+                self.experiment, tags={"mlflow.experimentKind": "custom_model_development"}
+            )
         else:
             self.experiment_id = experiment.experiment_id
             if experiment.lifecycle_stage == "deleted":
@@ -259,7 +264,9 @@ class Tracker:
         if self.parent_run_id is not None:  # resume: the same parent goes on
             client.update_run(self.parent_run_id, status="RUNNING")
         else:
-            run = client.create_run(self.experiment_id, run_name=self.run_name, tags=tags)
+            run = client.create_run(
+                self.experiment_id, start_time=self._start_ms, run_name=self.run_name, tags=tags
+            )
             self.parent_run_id = run.info.run_id
             batch = [Param(k, _param_text(v)) for k, v in params.items()]
             for chunk in _chunks(batch, 100):

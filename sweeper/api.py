@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from ._backends import Backend, InlineBackend, LocalBackend
 from ._coordinator import Coordinator, SweepPlan, SweepSummary, logger
 from ._report import finalize_sweep
 from ._shared import Publication
+from ._redact import redact_uri
 from ._tracking import Tracker, check_reachable, record_of, resolve_tracking_uri
 from .config import SweepConfig, check_config, grid_size, grid_values, import_allowed, load_config
 from .errors import SweeperError
@@ -233,6 +235,8 @@ def run_config(
         )
         spec = _spec(cfg, directions)
         resumed = _study.resume(study, spec, cfg.source)
+        if redact_uri(uri) == uri and study.user_attrs.get(_study.TRACKING_URI_ATTR) != uri:
+            study.set_user_attr(_study.TRACKING_URI_ATTR, uri)  # `sweeper ui NAME` finds the store
         remaining = None if n_trials is None else max(0, n_trials - resumed.finished)
         experiment = cfg.tracking.experiment or cfg.name
         if remaining == 0:
@@ -297,7 +301,7 @@ def execute(
         check_reachable(tracking_uri)  # before any worker starts
         tracker = Tracker(
             tracking_uri, experiment, run_name, parent_run_id=parent_run_id, spool_path=spool_path,
-            reconcile=reconcile,
+            reconcile=reconcile, start_ms=int(time.time() * 1000),
         )
         params = {k: v for k, v in parent_params.items() if v is not None}
         tracker.start(params, _parent_tags(study), texts)
@@ -365,14 +369,6 @@ def _link_runs(study: Any, tracker: Tracker) -> None:
     }
     if unlinked:
         study.set_user_attr(_study.RUN_IDS_ATTR, {**study.user_attrs.get(_study.RUN_IDS_ATTR, {}), **unlinked})
-
-
-def run_id_of(study: Any, trial: Any) -> str | None:
-    """The MLflow child run of a trial, wherever it was recorded."""
-    run_id = trial.system_attrs.get("sweeper:mlflow_run_id")
-    if run_id is None:
-        run_id = study.user_attrs.get(_study.RUN_IDS_ATTR, {}).get(str(trial.number))
-    return run_id
 
 
 @contextlib.contextmanager

@@ -251,7 +251,7 @@ class _Progress:
 def _print_results(result: Any, top: int) -> None:
     from optuna.trial import TrialState
 
-    from .api import run_id_of
+    from ._study import run_id_of
 
     study, summary = result.study, result.summary
     print(
