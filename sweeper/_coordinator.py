@@ -90,6 +90,7 @@ class SweepSummary:
     elapsed_s: float = 0.0
     stopped: str | None = None  # why it ended early: "interrupted", "crash loop", "stop()"
     failed_fast: bool = False  # the failure brake (max_consecutive_failures / fail_fast) fired
+    best: tuple[float, int] | None = None  # single objective: best value so far and its trial
     signal: int | None = None
     worker_pids: set[int] = field(default_factory=set)
     failure_reasons: dict[str, int] = field(default_factory=dict)
@@ -468,7 +469,7 @@ class Coordinator:
         value = values[0]
         sign = -1.0 if self.study.direction.name == "MAXIMIZE" else 1.0
         if self._best is None or sign * value < sign * self._best[0]:
-            self._best = (value, number)
+            self._best = self.summary.best = (value, number)
 
     def _output_path(self, number: int) -> str | None:
         if self.plan.scratch_dir is None or not self.plan.capture_output:

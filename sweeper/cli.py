@@ -122,7 +122,10 @@ def _run(args: argparse.Namespace) -> int:
         raise SweeperError("--register needs the built-in scikit-learn objective (model: and data:); "
                            f"{cfg.source} has objective: {cfg.objective}")
     progress = _Progress(cfg.n_trials)
-    result = run_config(cfg, on_trial_finished=progress, start_method=args.start_method)
+    try:
+        result = run_config(cfg, on_trial_finished=progress, start_method=args.start_method)
+    finally:
+        progress.close()
     summary = result.summary
     if result.nothing_to_do:
         print(f"sweep {cfg.name!r} is complete ({len(result.study.trials)} trials); nothing to do. "
@@ -228,24 +231,45 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 class _Progress:
-    """One line per finished trial on stderr: readable in a terminal and in CI logs alike."""
+    """Progress of a running sweep on stderr. In a terminal: one status line rewritten in place,
+    with failures kept above it. Elsewhere (CI logs, pipes): one plain line per finished trial."""
 
-    def __init__(self, n_trials: int | None) -> None:
+    def __init__(self, n_trials: int | None, *, stream: Any = None) -> None:
         self.n_trials = n_trials
+        self.stream = stream or sys.stderr
+        self.live = bool(getattr(self.stream, "isatty", lambda: False)())
         self.t0 = time.monotonic()
-        self.best: float | None = None
 
     def __call__(self, trial: Any, summary: Any, running: int) -> None:
-        state = trial.state.name.lower()
-        value = "" if trial.values is None else " value=" + ",".join(f"{v:.6g}" for v in trial.values)
-        total = f"/{self.n_trials}" if self.n_trials else ""
         elapsed = time.monotonic() - self.t0
-        print(
-            f"[{summary.n_finished}{total}] trial {trial.number} {state}{value} | "
-            f"done {summary.n_complete} failed {summary.n_fail} pruned {summary.n_pruned} "
-            f"running {running} | {elapsed:.1f}s",
-            file=sys.stderr, flush=True,
+        total = f"/{self.n_trials}" if self.n_trials else ""
+        status = (
+            f"[{summary.n_finished}{total}] done {summary.n_complete} failed {summary.n_fail} "
+            f"pruned {summary.n_pruned} running {running}"
         )
+        if summary.best is not None:
+            status += f" | best {summary.best[0]:.6g} (#{summary.best[1]})"
+        status += f" | {_clock(elapsed)}"
+        if self.n_trials and summary.n_finished:
+            left = self.n_trials - summary.n_finished
+            status += f" eta {_clock(elapsed / summary.n_finished * left)}" if left > 0 else ""
+        state = trial.state.name.lower()
+        value = "" if trial.values is None else " " + ",".join(f"{v:.6g}" for v in trial.values)
+        if not self.live:
+            print(f"trial {trial.number} {state}{value} {status}", file=self.stream, flush=True)
+            return
+        self.stream.write(f"\r\033[K{status}")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.live:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}:{secs:02d}" if minutes < 60 else f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
 
 
 def _print_results(result: Any, top: int) -> None:
@@ -301,7 +325,9 @@ def _short(value: Any) -> str:
 
 def _log_to_stderr() -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("sweeper: %(message)s"))
+    # In a terminal, a warning first clears the progress line it interrupts.
+    clear = "\r\033[K" if sys.stderr.isatty() else ""
+    handler.setFormatter(logging.Formatter(clear + "sweeper: %(message)s"))
     logger = logging.getLogger("sweeper")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)

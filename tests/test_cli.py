@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import optuna
 import pytest
@@ -101,3 +103,35 @@ def test_user_objective_config_and_exit_1_when_nothing_completes(tmp_path):
     assert done.returncode == 1, done.stderr
     assert "0 complete, 3 failed" in done.stdout
     assert "RuntimeError: always" in done.stderr
+
+
+class _Stream(io.StringIO):
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self._tty = tty
+
+    def isatty(self) -> bool:
+        return self._tty
+
+
+def _fake_trial(number: int, value: float):
+    return SimpleNamespace(number=number, values=[value], state=optuna.trial.TrialState.COMPLETE, system_attrs={})
+
+
+def test_progress_is_one_live_line_in_a_terminal_and_plain_lines_in_logs():
+    from sweeper._coordinator import SweepSummary
+    from sweeper.cli import _Progress
+
+    summary = SweepSummary(n_complete=2, best=(0.5, 1))
+    for tty in (True, False):
+        stream = _Stream(tty)
+        progress = _Progress(4, stream=stream)
+        progress(_fake_trial(0, 0.7), summary, 1)
+        progress(_fake_trial(1, 0.5), summary, 1)
+        progress.close()
+        text = stream.getvalue()
+        assert "[2/4] done 2 failed 0 pruned 0 running 1 | best 0.5 (#1)" in text and "eta" in text
+        if tty:
+            assert text.count("\r\033[K") == 2 and text.count("\n") == 1
+        else:
+            assert text.count("\n") == 2 and "\r" not in text

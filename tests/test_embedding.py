@@ -117,3 +117,10 @@ def test_partial_fit_config_reports_every_epoch(tmp_path, monkeypatch, tracking_
         assert steps == list(range(len(steps))) and 1 <= len(steps) <= 4
         if trial.state == optuna.trial.TrialState.COMPLETE:
             assert len(steps) == 4 and trial.value == trial.intermediate_values[3]
+
+
+@pytest.mark.parametrize("sampler", ["random", "tpe", "cmaes", "qmc"])
+def test_samplers_by_name_run_in_workers(sampler):
+    study = sweeper.optimize("_objectives:quadratic", n_trials=6, n_jobs=2, sampler=sampler, seed=0, track=False)
+    assert len(study.trials) == 6
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
