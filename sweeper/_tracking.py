@@ -130,6 +130,7 @@ class Tracker:
         self.failures: list[str] = []
         self._spool_path = spool_path
         self._reconcile = dict(reconcile or {})  # resume: finished trials, by number
+        self._deferred: list[ChildRecord] = []  # failed during an outage; retried at close
         self._start_ms = start_ms or _now_ms()  # the sweep's start, not the writer's
         self._events: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._ready = threading.Event()
@@ -226,20 +227,21 @@ class Tracker:
             except queue.Empty:
                 kind, payload = "parent_progress", None
             if kind == "close":
+                self._flush_deferred()
                 with self._progress_lock:
                     self._parent_progress = self._latest_progress
                 self._write_progress()
                 status, end_tags, child_tags = payload
                 for number, tags in child_tags.items():
                     if number in self.run_ids:
-                        self._retry(f"tag trial {number}", lambda: self._tag(self.run_ids[number], tags))
-                self._retry("end parent run", lambda: self._end_parent(status, end_tags))
+                        self._write_or_report(f"tag trial {number}", lambda: self._tag(self.run_ids[number], tags))
+                self._write_or_report("end parent run", lambda: self._end_parent(status, end_tags))
                 return
-            if kind == "child_start":
+            if kind == "child_start":  # a failure here heals itself: the end creates the run
                 number, start_ms, child_tags = payload
                 self._retry(f"start trial {number}", lambda: self._start_child(number, start_ms, child_tags))
             elif kind == "child_end":
-                self._retry(f"record trial {payload.number}", lambda: self._end_child(payload), payload)
+                self._record_child(payload)
             elif kind == "parent_progress" and time.monotonic() - last_progress >= PROGRESS_INTERVAL_S:
                 self._write_progress()
                 last_progress = time.monotonic()
@@ -250,6 +252,11 @@ class Tracker:
 
         if self.uri.startswith("sqlite:///"):
             tune_sqlite(self.uri[len("sqlite:///"):])
+        if self.uri.startswith(("http://", "https://")):
+            # MLflow's defaults retry one failed request for minutes (7 retries, backoff 2);
+            # we retry ourselves and keep what still fails for the end. Explicit settings win.
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
         self._client = client = MlflowClient(tracking_uri=self.uri)
         experiment = client.get_experiment_by_name(self.experiment)
         if experiment is None:
@@ -356,7 +363,7 @@ class Tracker:
             best = self.run_ids.get(int(tags["sweeper.best_trial"]))
             if best is not None:
                 tags = {**tags, "sweeper.best_run_id": best}
-        self._retry(
+        self._retry(  # a failure is healed by the next update, or the one at close
             "update parent run",
             lambda: self._client.log_batch(
                 self.parent_run_id,
@@ -375,20 +382,43 @@ class Tracker:
         self._tag(self.parent_run_id, tags)
         self._client.set_terminated(self.parent_run_id, status)
 
-    def _retry(self, what: str, write: Any, record: ChildRecord | None = None) -> None:
+    def _retry(self, what: str, write: Any) -> str | None:
+        """Run ``write`` with a few quick retries; the last error (redacted) or None."""
         delay = 0.2
         for attempt in range(RETRIES):
             try:
                 write()
-                return
+                return None
             except Exception as exc:  # noqa: BLE001 - a tracking outage must not end the sweep
                 if attempt == RETRIES - 1:
-                    message = f"{what}: {redact_uri(str(exc)).splitlines()[0][:200]}"
-                    self.failures.append(message)
-                    self._spool(what, record)
-                    return
+                    return f"{what}: {redact_uri(str(exc)).splitlines()[0][:200]}"
                 time.sleep(delay)
                 delay *= 4
+        return None  # pragma: no cover
+
+    def _record_child(self, record: ChildRecord) -> None:
+        """Write a finished trial; during an outage keep it for one more try at the end."""
+        if self._retry(f"record trial {record.number}", lambda: self._end_child(record)) is not None:
+            self._deferred.append(record)
+
+    def _flush_deferred(self) -> None:
+        """Trials written during an outage get one more try at the end; once one still fails
+        the store is taken to be down and the rest go straight to the spool file."""
+        down = False
+        for record in self._deferred:
+            what = f"record trial {record.number}"
+            error = "store still unreachable" if down else self._retry(what, lambda: self._end_child(record))
+            if error is not None:
+                down = True
+                self.failures.append(f"{what}: {error}" if error == "store still unreachable" else error)
+                self._spool(what, record)
+        self._deferred.clear()
+
+    def _write_or_report(self, what: str, write: Any, record: ChildRecord | None = None) -> None:
+        error = self._retry(what, write)
+        if error is not None:
+            self.failures.append(error)
+            self._spool(what, record)
 
     def _spool(self, what: str, record: ChildRecord | None) -> None:
         if self._spool_path is None:

@@ -9,6 +9,7 @@ Catalogue entries and where they are tested:
   B19 crash-point matrix, B20 lock + nothing to do, B21/B22 changed spec, B24 unreachable
   store, B26 Manager killed, C29-C31 Ctrl-C/SIGTERM, C32 no KeyboardInterrupt tracebacks,
   C33 no orphans, C35 non-main thread, C36 programmatic stop, E46 Manager key, E47 secrets .. here
+  B25 MLflow server dies mid-sweep (recovers / never returns) ............. tests/test_tracking_outage.py
   B28 workers stay MLflow-free ........................................... tests/test_structure.py
   D37-D43 bad config input, E44-E45 allowlist and YAML tags .............. tests/test_config.py
   A11 sklearn errors propagate with sklearn's message (fold-by-fold CV has no error_score),
@@ -18,9 +19,7 @@ Not applicable, by design:
   B27 MLflow async logging: sweeper writes synchronously from its own writer thread.
   C34 PDEATHSIG thread gotcha: workers use a coordinator-pid watchdog instead of PDEATHSIG.
   A12 "result too large": a result is floats only, converted in the worker; nothing else returns.
-Not built yet (issue #4 stays open for them): B25 a test against a real MLflow server that dies
-mid-sweep (retries and the spool file exist, untested against a server), B24's
-"mlflow.required: false" mode, retrying trials that raised (max_retries covers crashes and
+Not built yet (issue #4 stays open for them): B24's "mlflow.required: false" mode, retrying trials that raised (max_retries covers crashes and
 timeouts only), F48 the soak test.
 """
 
