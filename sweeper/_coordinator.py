@@ -42,12 +42,11 @@ from ._messages import (
     WorkerReady,
 )
 from ._space import suggest_from_json, suggest_on
+from ._study import PARENT_RUN_ATTR, RETRY_ATTR
 from ._tracking import ChildRecord, Tracker
 
 logger = logging.getLogger("sweeper")
 
-#: Study user attr naming the sweep's MLflow parent run.
-PARENT_RUN_ATTR = "mlflow_parent_run_id"
 #: Longest the loop sleeps waiting for a message; bounds how late a crash or deadline is seen.
 POLL_S = 0.05
 #: Longest a worker waits for its trial's MLflow run to exist before running without it.
@@ -56,6 +55,8 @@ RUN_ID_WAIT_S = 30.0
 RECYCLE_GRACE_S = 10.0
 #: Metric values one trial may log; past it they are counted, not kept (a flood guard).
 MAX_METRICS_PER_TRIAL = 20_000
+#: Intermediate values one trial may report to the pruner (each is a study write).
+MAX_REPORTS_PER_TRIAL = 10_000
 #: Captured output kept per trial: the head and the tail around a truncation marker.
 OUTPUT_HEAD_BYTES, OUTPUT_TAIL_BYTES = 64 * 1024, 448 * 1024
 #: Longest a traceback kept in the study's system attrs (the full text goes to MLflow).
@@ -76,6 +77,8 @@ class SweepPlan:
     stop_grace_s: float = 30.0  # first Ctrl-C: how long running trials may finish
     max_consecutive_failures: int | None = None
     max_retries: int = 0  # re-run a crashed or timed-out trial's params this many times
+    retry_exceptions: bool = False  # ... and one whose objective raised
+    tracking_required: bool = True  # False: a store that fails to open is a warning, not an abort
     scratch_dir: str | None = None  # per-sweep temp dir: staged artifacts, captured output
     capture_output: bool = False  # each trial's stdout/stderr -> output.txt on its child run
 
@@ -112,6 +115,7 @@ class _Running:
     files: list[tuple[str, str | None]] = field(default_factory=list)
     retry_of: int | None = None
     metrics_dropped: int = 0
+    reports: int = 0
 
 
 class Coordinator:
@@ -213,7 +217,8 @@ class Coordinator:
                 self._fail_all_running("interrupted", "sweep interrupted (grace period over)")
                 return
             if self.tracker is not None:
-                self.tracker.raise_if_failed()
+                if self.plan.tracking_required:
+                    self.tracker.raise_if_failed()
                 self._note_parent_run()
             self._fill_idle_workers()
             if not self._running and not self._may_start_more():
@@ -250,7 +255,8 @@ class Coordinator:
     def _may_start_more(self) -> bool:
         if self._stop.is_set():
             return False
-        if self.plan.n_trials is not None and self._started >= self.plan.n_trials:
+        budget_left = self.plan.n_trials is None or self._started < self.plan.n_trials
+        if not budget_left and not self._retry_queue:
             return False
         if self.plan.timeout_s is not None and time.monotonic() - self._t0 >= self.plan.timeout_s:
             return False
@@ -269,10 +275,11 @@ class Coordinator:
         retry_of = None
         if self._retry_queue:
             params, retry_of = self._retry_queue.pop(0)
-            self.study.enqueue_trial(params, user_attrs={"sweeper_retry_of": retry_of})
+            self.study.enqueue_trial(params, user_attrs={RETRY_ATTR: retry_of})
         trial = self.study.ask()
         self._crash_at("after_ask")
-        self._started += 1
+        if retry_of is None:
+            self._started += 1  # retries do not use up n_trials
         if retry_of is not None:
             self._retries[trial.number] = self._retries.get(retry_of, 0) + 1
         try:
@@ -326,6 +333,10 @@ class Coordinator:
                 reply = Suggestion(trial.number, message.name, None, error=f"{type(exc).__name__}: {exc}")
             self.backend.send(message.worker_id, reply)
         elif isinstance(message, Report):
+            running.reports += 1
+            if running.reports > MAX_REPORTS_PER_TRIAL:  # a flood: no more pruning input, counted
+                running.metrics_dropped += 1
+                return
             if len(running.metrics) < MAX_METRICS_PER_TRIAL:
                 running.metrics.append(("intermediate_value", message.value, message.step, _now_ms()))
             else:
@@ -395,7 +406,8 @@ class Coordinator:
         if frozen is None:
             state = "fail"
         self._count(state, reason)
-        if state == "fail" and reason in ("crashed", "timeout") and self._attempts(trial.number) < self.plan.max_retries:
+        retryable = ("crashed", "timeout", "exception") if self.plan.retry_exceptions else ("crashed", "timeout")
+        if state == "fail" and reason in retryable and self._attempts(trial.number) < self.plan.max_retries:
             self._retry_queue.append((dict(frozen.params if frozen else trial.params), trial.number))
         if state == "complete":
             self._consecutive_failures = 0

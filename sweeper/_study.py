@@ -20,9 +20,11 @@ from ._procs import pid_alive
 from .errors import ConfigError, ConfigProblem, SweeperError
 
 SPEC_ATTR = "sweeper_spec"
-PARENT_RUN_ATTR = "mlflow_parent_run_id"  # also written by _coordinator as soon as it exists
+PARENT_RUN_ATTR = "mlflow_parent_run_id"  # written by the coordinator as soon as the run exists
 EXPERIMENT_ATTR = "mlflow_experiment_id"
 RUN_IDS_ATTR = "mlflow_run_ids"
+RETRY_ATTR = "sweeper_retry_of"  # a re-run of a crashed/timed-out trial (max_retries)
+RESUMED_ATTR = "sweeper_resumed_from"  # a re-run of a trial a dead coordinator left running
 TRACKING_URI_ATTR = "mlflow_tracking_uri"  # only ever without credentials
 
 
@@ -109,12 +111,15 @@ def resume(study: Any, spec: dict[str, Any], source: str | None) -> Resumed:
         study._storage.set_trial_system_attr(trial._trial_id, "sweeper:fail_reason", "interrupted")
         study._storage.set_trial_system_attr(trial._trial_id, "sweeper:error", "coordinator lost while the trial ran")
         study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
-        if trial.user_attrs.get("sweeper_retry_of") is None:
-            study.enqueue_trial(trial.params, user_attrs={"sweeper_retry_of": trial.number})
+        if trial.user_attrs.get(RESUMED_ATTR) is None:  # queued again once, not forever
+            study.enqueue_trial(trial.params, user_attrs={RESUMED_ATTR: trial.number})
         requeued.append(trial.number)
+    # What counts toward n_trials: fresh trials and re-runs of interrupted ones (which stand in
+    # for them), not the interrupted trials themselves nor retries of failed ones.
     finished = [
         t for t in study.get_trials(deepcopy=False)
         if t.state.is_finished() and t.system_attrs.get("sweeper:fail_reason") != "interrupted"
+        and RETRY_ATTR not in t.user_attrs
     ]
     return Resumed(len(finished), requeued, study.user_attrs.get(PARENT_RUN_ATTR))
 

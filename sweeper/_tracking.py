@@ -177,6 +177,12 @@ class Tracker:
         if self._ready.is_set() and self._start_error is not None:
             self.wait_ready(0)
 
+    @property
+    def start_error(self) -> str | None:
+        if self._start_error is None:
+            return None
+        return redact_uri(str(self._start_error)).splitlines()[0][:300]
+
     def child_started(self, number: int, start_ms: int, tags: Mapping[str, str]) -> None:
         self._events.put(("child_start", (number, start_ms, dict(tags))))
 
@@ -213,6 +219,7 @@ class Tracker:
             self._open(params, tags, texts)
         except BaseException as exc:  # noqa: BLE001 - reported through wait_ready
             self._start_error = exc
+            self.failures.append(f"could not open the store: {redact_uri(str(exc)).splitlines()[0][:200]}")
             self._ready.set()
             self._drain_to_spool()
             return

@@ -32,7 +32,7 @@ from ._shared import Publication
 from ._redact import redact_uri
 from ._tracking import Tracker, check_reachable, record_of, resolve_tracking_uri
 from .config import SweepConfig, check_config, grid_size, grid_values, import_allowed, load_config
-from .errors import SweeperError
+from .errors import SweeperError, TrackingError
 
 BUILTIN_OBJECTIVE = "sweeper._objectives:sklearn_objective"
 
@@ -71,6 +71,7 @@ def optimize(
     start_method: str | None = None,
     track: bool = True,
     max_retries: int = 0,
+    retry_exceptions: bool = False,
     max_consecutive_failures: int | None = None,
     metric_names: Sequence[str] | None = None,
     load_if_exists: bool = False,
@@ -153,6 +154,7 @@ def optimize(
         timeout_s=timeout,
         trial_timeout_s=trial_timeout,
         max_retries=max_retries,
+        retry_exceptions=retry_exceptions,
         max_consecutive_failures=max_consecutive_failures,
     )
     workers = resolve_n_jobs(n_jobs)
@@ -208,7 +210,13 @@ def run_config(
     backend.prewarm()  # workers' imports overlap with check_config's (different cores)
     check_config(cfg)
     uri = resolve_tracking_uri(cfg.tracking.uri)
-    check_reachable(uri)  # before the sweep directory, any worker or any run exists
+    try:
+        check_reachable(uri)  # before the sweep directory, any worker or any run exists
+    except TrackingError as exc:
+        if cfg.tracking.required:
+            raise
+        logger.warning("%s; going on without it (tracking.required: false): runs are spooled to "
+                       ".sweeper/%s/spool.jsonl", exc, cfg.name)
     space = tuple(cfg.search_space)
     is_grid = cfg.sampler.name == "grid"
     size = grid_size(space) if is_grid else None
@@ -252,7 +260,8 @@ def run_config(
         plan = SweepPlan(
             objective=objective, objective_kwargs=kwargs, space=space, n_trials=remaining,
             timeout_s=cfg.timeout, trial_timeout_s=cfg.trial_timeout,
-            max_retries=cfg.max_retries,
+            max_retries=cfg.max_retries, retry_exceptions=cfg.retry_exceptions,
+            tracking_required=cfg.tracking.required,
             max_consecutive_failures=1 if cfg.fail_fast else cfg.max_consecutive_failures,
         )
         result = execute(
@@ -298,7 +307,8 @@ def execute(
         plan = dataclasses.replace(plan, scratch_dir=scratch_dir, capture_output=capture_output)
     tracker = None
     if tracking_uri is not None:
-        check_reachable(tracking_uri)  # before any worker starts
+        if plan.tracking_required:
+            check_reachable(tracking_uri)  # before any worker starts
         tracker = Tracker(
             tracking_uri, experiment, run_name, parent_run_id=parent_run_id, spool_path=spool_path,
             reconcile=reconcile, start_ms=int(time.time() * 1000),
@@ -411,6 +421,10 @@ def resolve_n_jobs(n_jobs: int | None) -> int:
             return max(1, os.cpu_count() or 1)
     if n_jobs < 1:
         raise SweeperError(f"n_jobs must be >= 1 (or -1 for all cores), got {n_jobs}")
+    cores = resolve_n_jobs(None)
+    if n_jobs > cores:
+        logger.warning("n_jobs=%d worker processes on %d cores: CPU-bound trials will slow each other down",
+                       n_jobs, cores)
     return n_jobs
 
 
@@ -482,9 +496,16 @@ def _builtin_kwargs(
         "shuffle": cfg.evaluation.shuffle, "partial_fit_epochs": cfg.evaluation.partial_fit_epochs,
     }
     cores = resolve_n_jobs(None)
+    fixed = dict(cfg.model.params)
+    inner = fixed.get("n_jobs")
+    if isinstance(inner, int) and (inner < 0 or inner * workers > cores):
+        # workers x inner jobs must fit the cores; the sweep itself is the parallelism
+        fixed["n_jobs"] = max(1, cores // workers)
+        logger.warning("model.params.n_jobs=%s with %d workers on %d cores would oversubscribe; using n_jobs=%d",
+                       inner, workers, cores, fixed["n_jobs"])
     return {
         "estimator": cfg.model.estimator,
-        "fixed_params": dict(cfg.model.params),
+        "fixed_params": fixed,
         "data": data,
         "evaluation": evaluation,
         "space": [_spec_dict(p) for p in space],

@@ -175,6 +175,7 @@ class TrackingSpec:
 
     uri: str | None = None
     experiment: str | None = None
+    required: bool = True  # false: an unreachable store is a warning, runs are spooled to disk
 
 
 @dataclass(frozen=True)
@@ -213,6 +214,7 @@ class SweepConfig:
     max_trials_per_worker: int | None = None  # recycle a worker after this many trials
     max_worker_memory_mb: int | None = None  # recycle a worker whose RSS grew past this
     capture_output: bool = True  # each trial's stdout/stderr -> its child run's output.txt
+    retry_exceptions: bool = False  # max_retries also re-runs trials whose objective raised
 
     # Not fields (so asdict/logging never see them) and not slotted (so they can exist at all):
     # where each key was in the file, and which keys --set changed (keys only: values may hold
@@ -413,13 +415,13 @@ _TOP_KEYS = (
     "direction", "directions", "sampler", "pruner", "n_trials", "timeout", "trial_timeout",
     "n_jobs", "seed", "tracking", "storage_dir", "allow_imports", "max_retries",
     "max_consecutive_failures", "fail_fast", "max_trials_per_worker", "max_worker_memory_mb",
-    "capture_output",
+    "capture_output", "retry_exceptions",
 )  # fmt: skip
 _PARAM_KEYS = ("type", "low", "high", "log", "step", "choices")
 _MODEL_KEYS = ("estimator", "params")
 _DATA_KEYS = ("loader", "kwargs", "file", "target")
 _EVALUATION_KEYS = ("cv", "holdout", "scoring", "shuffle", "partial_fit_epochs")
-_TRACKING_KEYS = ("uri", "experiment")
+_TRACKING_KEYS = ("uri", "experiment", "required")
 
 
 def _is_int(value: Any) -> bool:
@@ -677,6 +679,7 @@ class _Builder:
         max_trials_per_worker = self.integer(raw, "max_trials_per_worker", "", default=None, minimum=1)
         max_worker_memory_mb = self.integer(raw, "max_worker_memory_mb", "", default=None, minimum=1)
         capture_output = self.boolean(raw, "capture_output", "", True)
+        retry_exceptions = self.boolean(raw, "retry_exceptions", "", False)
         timeout = self.seconds(raw, "timeout", "")
         trial_timeout = self.seconds(raw, "trial_timeout", "")
 
@@ -709,6 +712,7 @@ class _Builder:
             max_trials_per_worker=max_trials_per_worker,
             max_worker_memory_mb=max_worker_memory_mb,
             capture_output=capture_output,
+            retry_exceptions=retry_exceptions,
         )
         object.__setattr__(cfg, "_key_lines", dict(self.lines))
         object.__setattr__(cfg, "_overridden_keys", self.overridden)
@@ -1131,7 +1135,8 @@ class _Builder:
             section, "uri", "tracking", expected="an MLflow tracking URI (e.g. sqlite:///mlflow.db)"
         )
         experiment = self.string(section, "experiment", "tracking", expected="an experiment name")
-        return TrackingSpec(uri=uri, experiment=experiment or name)
+        required = self.boolean(section, "required", "tracking", True)
+        return TrackingSpec(uri=uri, experiment=experiment or name, required=required)
 
     def allow_imports(self, raw: dict[str, Any]) -> tuple[str, ...]:
         value = raw.get("allow_imports")

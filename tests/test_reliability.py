@@ -7,7 +7,8 @@ Catalogue entries and where they are tested:
   A2 segfault output kept, A4 crash after result (test_faults), A12 report flood and user-attr
   size, A13 output flood, A14 leaky worker, A17 retry, B18 coordinator SIGKILL + resume,
   B19 crash-point matrix, B20 lock + nothing to do, B21/B22 changed spec, B24 unreachable
-  store, B26 Manager killed, C29-C31 Ctrl-C/SIGTERM, C32 no KeyboardInterrupt tracebacks,
+  store (and tracking.required: false), A15 oversubscription warning, B26 Manager killed,
+  C29-C31 Ctrl-C/SIGTERM, C32 no KeyboardInterrupt tracebacks,
   C33 no orphans, C35 non-main thread, C36 programmatic stop, E46 Manager key, E47 secrets .. here
   B25 MLflow server dies mid-sweep (recovers / never returns) ............. tests/test_tracking_outage.py
   B28 workers stay MLflow-free ........................................... tests/test_structure.py
@@ -19,8 +20,7 @@ Not applicable, by design:
   B27 MLflow async logging: sweeper writes synchronously from its own writer thread.
   C34 PDEATHSIG thread gotcha: workers use a coordinator-pid watchdog instead of PDEATHSIG.
   A12 "result too large": a result is floats only, converted in the worker; nothing else returns.
-Not built yet (issue #4 stays open for them): B24's "mlflow.required: false" mode, retrying trials that raised (max_retries covers crashes and
-timeouts only), F48 the soak test.
+F48 soak: a short version runs by default; the 5,000-trial one is marked slow (pytest -m slow).
 """
 
 from __future__ import annotations
@@ -143,7 +143,7 @@ def test_coordinator_sigkill_leaves_no_orphans_and_resume_finishes_the_sweep(tmp
     )
     interrupted = [t for t in study.trials if t.system_attrs.get("sweeper:fail_reason") == "interrupted"]
     assert all(t.state == FAIL for t in interrupted)
-    requeued = {t.user_attrs.get("sweeper_retry_of") for t in study.trials} - {None}
+    requeued = {t.user_attrs.get("sweeper_resumed_from") for t in study.trials} - {None}
     assert requeued == {t.number for t in interrupted}  # left-running trials are re-run once
     _, parent, children = mlflow_children(tmp_path, study)
     assert parent.info.status == "FINISHED"
@@ -401,3 +401,71 @@ def test_credentials_never_reach_the_resolved_config_or_params():
     })
     assert "s3cret" not in _config_yaml(cfg)
     assert "s3cret" not in repr(_config_params(cfg, 2))
+
+
+def test_retry_exceptions_when_asked(tmp_path):
+    study = sweeper.optimize(
+        "_objectives:raises_on_odd", n_trials=4, n_jobs=2, max_retries=1, retry_exceptions=True, track=False,
+        sampler="random",
+    )
+    failed = [t for t in study.trials if t.state == FAIL]
+    retried = {t.user_attrs.get("sweeper_retry_of") for t in study.trials} - {None}
+    assert retried and retried <= {t.number for t in failed}
+
+
+def test_unreachable_store_with_tracking_not_required_runs_and_spools(tmp_path):
+    path = config(tmp_path, n_trials=3)
+    path.write_text(path.read_text().replace(
+        f'tracking: {{uri: "sqlite:///{tmp_path}/mlflow.db"}}', 'tracking: {uri: "http://127.0.0.1:1", required: false}'
+    ))
+    code, out, err = Sweep(tmp_path, path).finish()
+    assert code == 0, err
+    assert "going on without it" in err and "3 complete" in out
+    spool = (tmp_path / ".sweeper" / "sweep" / "spool.jsonl").read_text().splitlines()
+    assert len(spool) == 3
+
+
+def test_oversubscribing_inner_n_jobs_is_capped_with_a_warning(tmp_path, caplog):
+    from sweeper.api import _builtin_kwargs
+    from sweeper._shared import Publication
+    from sweeper.config import config_from_dict
+
+    cfg = config_from_dict({
+        "name": "rf", "model": {"estimator": "sklearn.ensemble.RandomForestClassifier", "params": {"n_jobs": -1}},
+        "data": "load_iris", "search_space": {"max_depth": {"low": 2, "high": 4}}, "n_trials": 1,
+    })
+    publication = Publication()
+    try:
+        kwargs = _builtin_kwargs(cfg, 2, tuple(cfg.search_space), publication)
+    finally:
+        publication.release()
+    assert kwargs["fixed_params"]["n_jobs"] == max(1, (os.cpu_count() or 1) // 2)
+    assert "would oversubscribe" in caplog.text
+
+
+def test_soak_short(tracking_uri, experiment):
+    """F48, short: trivial trials with full logging; the coordinator must not grow or leak."""
+    me = psutil.Process()
+    sweeper.optimize("_objectives:quadratic", n_trials=20, n_jobs=2, tracking_uri=tracking_uri, experiment=experiment)
+    rss, fds, threads = me.memory_info().rss, me.num_fds(), me.num_threads()
+    sweeper.optimize(
+        "_objectives:quadratic", n_trials=200, n_jobs=2, sampler="random",
+        tracking_uri=tracking_uri, experiment=experiment,
+    )
+    assert me.memory_info().rss - rss < 100 * 2**20
+    assert me.num_fds() <= fds + 5
+    assert me.num_threads() <= threads + 1
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_soak_long(tracking_uri, experiment):
+    me = psutil.Process()
+    sweeper.optimize("_objectives:quadratic", n_trials=20, n_jobs=2, tracking_uri=tracking_uri, experiment=experiment)
+    rss, fds = me.memory_info().rss, me.num_fds()
+    sweeper.optimize(
+        "_objectives:quadratic", n_trials=5000, n_jobs=2, sampler="random",
+        tracking_uri=tracking_uri, experiment=experiment,
+    )
+    assert me.memory_info().rss - rss < 200 * 2**20
+    assert me.num_fds() <= fds + 5
