@@ -223,10 +223,11 @@ class Coordinator:
             self._fill_idle_workers()
             if not self._running and not self._may_start_more():
                 return
+            # One message per round: probing an empty Manager queue is a round trip of its own
+            # (~0.3 ms), and the rest of the round (sentinels, deadlines) costs microseconds.
             message = self.backend.receive(POLL_S)
-            while message is not None:
+            if message is not None:
                 self._handle(message)
-                message = self.backend.receive(0)  # drain the backlog before sentinels/deadlines
             if self._awaiting_run_id:
                 self._answer_run_id_requests()
             self._reap_dead_workers()
