@@ -119,9 +119,6 @@ def optimize(
         ...     return (trial.suggest_float("x", -10, 10) - 2) ** 2
         >>> study = sweeper.optimize(objective, n_trials=20, n_jobs=2)
     """
-    import optuna
-
-    from ._space import make_pruner, make_sampler
     from ._worker import _CALLABLES
 
     if n_trials is None and timeout is None:
@@ -131,6 +128,16 @@ def optimize(
     path = objective if isinstance(objective, str) else callable_path(objective, in_process=in_process)
     if in_process and not isinstance(objective, str):
         _CALLABLES[path] = objective
+    backend: Backend = InlineBackend() if in_process else LocalBackend(
+        start_method, max_trials_per_worker=max_trials_per_worker, max_worker_memory_mb=max_worker_memory_mb,
+    )
+    if isinstance(backend, LocalBackend):
+        backend.prewarm()  # the forkserver boots while optuna is imported here
+
+    import optuna
+
+    from ._space import make_pruner, make_sampler
+
     name = study_name or "sweep-" + _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     study = optuna.create_study(
         storage=storage,
@@ -158,9 +165,6 @@ def optimize(
         max_consecutive_failures=max_consecutive_failures,
     )
     workers = resolve_n_jobs(n_jobs)
-    backend: Backend = InlineBackend() if in_process else LocalBackend(
-        start_method, max_trials_per_worker=max_trials_per_worker, max_worker_memory_mb=max_worker_memory_mb,
-    )
     params = {
         "objective": path, "n_trials": n_trials, "n_jobs": workers, "seed": seed,
         "sampler": type(study.sampler).__name__, "pruner": type(study.pruner).__name__,
