@@ -277,7 +277,8 @@ def run_config(
             capture_output=cfg.capture_output, pids_path=str(directory / "pids.json"),
             publication=publication,
         )
-        finalize_sweep(cfg, result)
+        if cfg.report:
+            finalize_sweep(cfg, result)
         return result
     finally:
         publication.release()

@@ -215,6 +215,7 @@ class SweepConfig:
     max_worker_memory_mb: int | None = None  # recycle a worker whose RSS grew past this
     capture_output: bool = True  # each trial's stdout/stderr -> its child run's output.txt
     retry_exceptions: bool = False  # max_retries also re-runs trials whose objective raised
+    report: bool = True  # end-of-sweep plots, trials table and best model on the parent run
 
     # Not fields (so asdict/logging never see them) and not slotted (so they can exist at all):
     # where each key was in the file, and which keys --set changed (keys only: values may hold
@@ -415,7 +416,7 @@ _TOP_KEYS = (
     "direction", "directions", "sampler", "pruner", "n_trials", "timeout", "trial_timeout",
     "n_jobs", "seed", "tracking", "storage_dir", "allow_imports", "max_retries",
     "max_consecutive_failures", "fail_fast", "max_trials_per_worker", "max_worker_memory_mb",
-    "capture_output", "retry_exceptions",
+    "capture_output", "retry_exceptions", "report",
 )  # fmt: skip
 _PARAM_KEYS = ("type", "low", "high", "log", "step", "choices")
 _MODEL_KEYS = ("estimator", "params")
@@ -680,6 +681,7 @@ class _Builder:
         max_worker_memory_mb = self.integer(raw, "max_worker_memory_mb", "", default=None, minimum=1)
         capture_output = self.boolean(raw, "capture_output", "", True)
         retry_exceptions = self.boolean(raw, "retry_exceptions", "", False)
+        report = self.boolean(raw, "report", "", True)
         timeout = self.seconds(raw, "timeout", "")
         trial_timeout = self.seconds(raw, "trial_timeout", "")
 
@@ -713,6 +715,7 @@ class _Builder:
             max_worker_memory_mb=max_worker_memory_mb,
             capture_output=capture_output,
             retry_exceptions=retry_exceptions,
+            report=report,
         )
         object.__setattr__(cfg, "_key_lines", dict(self.lines))
         object.__setattr__(cfg, "_overridden_keys", self.overridden)

@@ -790,3 +790,13 @@ def test_sweep_config_is_frozen() -> None:
     with pytest.raises(AttributeError):
         cfg.n_trials = 3  # type: ignore[misc]
     assert isinstance(cfg, SweepConfig)
+
+
+def test_reliability_and_report_knobs_load_with_their_defaults():
+    cfg = load_config(CONFIGS[0], ["report=false", "retry_exceptions=true", "max_trials_per_worker=3",
+                                   "tracking.required=false"])
+    assert (cfg.report, cfg.retry_exceptions, cfg.max_trials_per_worker, cfg.tracking.required) == (False, True, 3, False)
+    default = load_config(CONFIGS[0])
+    assert (default.report, default.capture_output, default.max_worker_memory_mb) == (True, True, None)
+    with pytest.raises(ConfigError, match="report"):
+        load_config(CONFIGS[0], ["report=maybe"])
