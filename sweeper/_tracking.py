@@ -88,6 +88,17 @@ def tune_sqlite(path: str) -> None:
             cursor.close()
 
 
+def _artifact_location(uri: str, experiment: str) -> str | None:
+    """Artifacts of a SQLite store live beside it (``<dir>/mlartifacts/<experiment>``), not in
+    whatever ``./mlruns`` the working directory happens to be, so the store and its files move
+    together and ``mlflow ui`` finds them from anywhere."""
+    if not uri.startswith("sqlite:///"):
+        return None  # a server or another database decides its own artifact root
+    directory = os.path.dirname(os.path.abspath(uri[len("sqlite:///"):]))
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in experiment)
+    return os.path.join(directory, "mlartifacts", safe)
+
+
 def mlflow_ui_command(uri: str) -> str:
     return f"mlflow ui --backend-store-uri {redact_uri(uri)}"
 
@@ -269,7 +280,8 @@ class Tracker:
         if experiment is None:
             # "custom_model_development" makes MLflow 3's UI open the runs table, not its GenAI view
             self.experiment_id = client.create_experiment(
-                self.experiment, tags={"mlflow.experimentKind": "custom_model_development"}
+                self.experiment, artifact_location=_artifact_location(self.uri, self.experiment),
+                tags={"mlflow.experimentKind": "custom_model_development"},
             )
         else:
             self.experiment_id = experiment.experiment_id

@@ -119,3 +119,17 @@ def test_plain_mlflow_calls_in_the_objective_land_in_its_child_run(tracking_uri,
         assert run.info.status == "FINISHED"
     experiments = client.search_experiments()
     assert not any(e.name == "Default" and client.search_runs([e.experiment_id]) for e in experiments)
+
+
+def test_artifacts_live_beside_the_sqlite_store_not_in_the_working_directory(tmp_path, monkeypatch):
+    store_dir, work = tmp_path / "store", tmp_path / "work"
+    store_dir.mkdir()
+    work.mkdir()
+    monkeypatch.chdir(work)
+    study = sweeper.optimize(
+        "_objectives:logs_everything", n_trials=2, n_jobs=2, tracking_uri=f"sqlite:///{store_dir}/m.db",
+        experiment="beside", objective_kwargs={"artifact_dir": str(tmp_path)},
+    )
+    assert not (work / "mlruns").exists() and not (work / "mlartifacts").exists()
+    assert any((store_dir / "mlartifacts" / "beside").rglob("note-*.txt"))
+    assert len(study.trials) == 2

@@ -317,8 +317,9 @@ def test_plots_leave_the_hosts_matplotlib_settings_alone(tmp_path):
 
 
 @pytest.mark.parametrize("fmt", ["skops", "cloudpickle"])
-def test_best_model_of_a_tree_ensemble_loads_in_either_format(fmt, monkeypatch, tracking_uri, client, experiment):
+def test_best_model_of_a_tree_ensemble_loads_in_either_format(fmt, tmp_path, monkeypatch, tracking_uri, client, experiment):
     """Forests hold types skops refuses by default: the report trusts the model's own types."""
+    monkeypatch.chdir(tmp_path)  # an experiment made here puts artifacts in ./mlruns
     import mlflow
     import mlflow.sklearn
     from sklearn.datasets import load_iris
