@@ -319,7 +319,6 @@ def test_plots_leave_the_hosts_matplotlib_settings_alone(tmp_path):
 @pytest.mark.parametrize("fmt", ["skops", "cloudpickle"])
 def test_best_model_of_a_tree_ensemble_loads_in_either_format(fmt, tmp_path, monkeypatch, tracking_uri, client, experiment):
     """Forests hold types skops refuses by default: the report trusts the model's own types."""
-    monkeypatch.chdir(tmp_path)  # an experiment made here puts artifacts in ./mlruns
     import mlflow
     import mlflow.sklearn
     from sklearn.datasets import load_iris
@@ -328,7 +327,7 @@ def test_best_model_of_a_tree_ensemble_loads_in_either_format(fmt, tmp_path, mon
     study = optuna.create_study(direction="maximize")
     study.add_trial(create_trial(state=TrialState.COMPLETE, value=0.9, params={"max_depth": 3},
                                  distributions={"max_depth": optuna.distributions.IntDistribution(1, 5)}))
-    experiment_id = client.create_experiment(experiment)
+    experiment_id = client.create_experiment(experiment, artifact_location=str(tmp_path / "artifacts"))
     parent = client.create_run(experiment_id, run_name="sweep").info.run_id
     child = client.create_run(experiment_id, tags={"mlflow.parentRunId": parent}).info.run_id
     client.set_terminated(child, "FINISHED")
@@ -352,7 +351,7 @@ def test_dataset_lineage_for_a_file_and_a_generator(tmp_path, client, experiment
     from sweeper._objectives import load_dataset
 
     (tmp_path / "train.csv").write_text("a,b,label\n1,2.5,x\n3,4.5,y\n5,6.5,x\n")
-    run_id = client.create_run(client.create_experiment(experiment)).info.run_id
+    run_id = client.create_run(client.create_experiment(experiment, artifact_location=str(tmp_path / "a"))).info.run_id
     file_spec = SimpleNamespace(file=str(tmp_path / "train.csv"), target="label", loader=None, kwargs={})
     X, y = load_dataset({"file": file_spec.file, "target": "label", "loader": None, "kwargs": {}})
     logged = _report.log_dataset(client, run_id, SimpleNamespace(data=file_spec), X, y)
