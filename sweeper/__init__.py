@@ -7,6 +7,7 @@
 Importing sweeper is cheap: optuna, mlflow and scikit-learn load only when a sweep runs.
 """
 
+from ._shared import share
 from .api import optimize, run
 from .config import SweepConfig, load_config
 from .errors import BackendError, ConfigError, SweeperError, TrackingError, TrialPruned
@@ -26,4 +27,5 @@ __all__ = [
     "load_config",
     "optimize",
     "run",
+    "share",
 ]

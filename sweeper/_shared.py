@@ -23,6 +23,8 @@ MIN_SHARED_BYTES = 1 << 20
 PREFIX = "sweeper_"
 _counter = itertools.count()
 _ATTACHED: dict[str, tuple[Any, Any]] = {}  # worker side: name -> (SharedMemory, view)
+_SHARED_VIEWS: dict[int, tuple[Any, SharedArray]] = {}  # id(view) -> (weakref to view, ref)
+_PROCESS_PUBLICATION: Publication | None = None  # segments made by share(), released at exit
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,23 +42,33 @@ class Publication:
     def __init__(self) -> None:
         self._segments: list[Any] = []
 
-    def publish(self, array: Any) -> SharedArray:
-        import numpy as np
+    def allocate(self, shape: tuple[int, ...], dtype: Any) -> SharedArray:
+        import math
+
         from multiprocessing import shared_memory
 
-        array = np.ascontiguousarray(array)
         name = f"{PREFIX}{os.getpid()}_{next(_counter)}"
-        segment = shared_memory.SharedMemory(name=name, create=True, size=max(array.nbytes, 1))
-        self._segments.append(segment)
-        view = np.ndarray(array.shape, dtype=array.dtype, buffer=segment.buf)
-        view[...] = array
-        return SharedArray(name, tuple(array.shape), array.dtype.str)
+        size = max(math.prod(shape) * dtype.itemsize, 1)
+        self._segments.append(shared_memory.SharedMemory(name=name, create=True, size=size))
+        return SharedArray(name, tuple(shape), dtype.str)
+
+    def publish(self, array: Any) -> SharedArray:
+        import numpy as np
+
+        array = np.ascontiguousarray(array)
+        ref = self.allocate(tuple(array.shape), array.dtype)
+        np.ndarray(array.shape, dtype=array.dtype, buffer=self._segments[-1].buf)[...] = array
+        return ref
 
     def share_large_arrays(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        """``kwargs`` with every large NumPy array replaced by its ``SharedArray``."""
+        """``kwargs`` with every large NumPy array replaced by its ``SharedArray`` (an array from
+        ``share`` is already in shared memory: it is referenced, not copied)."""
         shared = {}
         for key, value in kwargs.items():
-            if _is_large_array(value):
+            known = _SHARED_VIEWS.get(id(value))
+            if known is not None and known[0]() is value:
+                shared[key] = known[1]
+            elif _is_large_array(value):
                 shared[key] = self.publish(value)
             elif isinstance(value, Mapping):
                 shared[key] = self.share_large_arrays(value)
@@ -72,6 +84,38 @@ class Publication:
             except (FileNotFoundError, OSError):
                 pass
         self._segments.clear()
+
+
+def share(array: Any = None, *, shape: Any = None, dtype: Any = None) -> Any:
+    """Put an array in shared memory once, for every worker to map instead of copying.
+
+    ``share(X)`` copies ``X`` and returns a read-only view: drop your own copy afterwards,
+    ``X = sweeper.share(load_big_matrix())``. ``share(shape=..., dtype=...)`` returns an empty,
+    writable shared array to fill in place (no second copy at any moment). Pass the result in
+    ``optimize(objective_kwargs=...)``: workers map the same pages, under spawn too, and nothing
+    is pickled per trial. The segment lives until this process exits (the resource tracker
+    removes it even after a crash).
+    """
+    import atexit
+    import weakref
+
+    import numpy as np
+
+    global _PROCESS_PUBLICATION
+    if _PROCESS_PUBLICATION is None:
+        _PROCESS_PUBLICATION = Publication()
+        atexit.register(_PROCESS_PUBLICATION.release)
+    if array is None:
+        if shape is None:
+            raise TypeError("share() needs an array, or shape= (and dtype=) for an empty one")
+        ref = _PROCESS_PUBLICATION.allocate(tuple(np.atleast_1d(shape).tolist()), np.dtype(dtype or np.float64))
+    else:
+        ref = _PROCESS_PUBLICATION.publish(np.asarray(array))
+    segment = _PROCESS_PUBLICATION._segments[-1]
+    view = np.ndarray(ref.shape, dtype=np.dtype(ref.dtype), buffer=segment.buf)
+    view.flags.writeable = array is None
+    _SHARED_VIEWS[id(view)] = (weakref.ref(view), ref)
+    return view
 
 
 def attach(ref: SharedArray) -> Any:

@@ -57,3 +57,29 @@ def test_builtin_dataset_segments_vanish_even_when_the_coordinator_is_killed(tmp
     while any(s in segments_in_use() for s in mine) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(s in segments_in_use() for s in mine), "leaked in /dev/shm"
+
+
+def test_share_puts_data_in_shared_memory_once_and_workers_reference_it():
+    X = sweeper.share(np.arange(400_000, dtype=np.float64).reshape(100_000, 4))
+    y = sweeper.share(np.ones(400_000))
+    assert not X.flags.writeable
+    mine = [s for s in segments_in_use() if s.startswith(f"sweeper_{os.getpid()}_")]
+    study = sweeper.optimize(
+        "_objectives:uses_shared_array", n_trials=4, n_jobs=2, objective_kwargs={"X": X, "y": y},
+        track=False, start_method="spawn",
+    )
+    assert {t.value for t in study.trials} == {float(X[:, 0].sum() + y.sum())}
+    assert [s for s in segments_in_use() if s.startswith(f"sweeper_{os.getpid()}_")] == mine  # no copies
+
+
+def test_share_an_empty_array_filled_in_place():
+    X = sweeper.share(shape=(100_000, 4), dtype=np.float64)
+    assert X.flags.writeable
+    X[:] = 1.0
+    y = sweeper.share(np.zeros(400_000))
+    study = sweeper.optimize(
+        "_objectives:uses_shared_array", n_trials=2, n_jobs=2, objective_kwargs={"X": X, "y": y}, track=False,
+    )
+    assert [t.value for t in study.trials] == [100_000.0, 100_000.0]
+    with pytest.raises(TypeError, match="shape="):
+        sweeper.share()
