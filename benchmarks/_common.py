@@ -77,6 +77,18 @@ def cli(description: str, argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def start(doc: str, children: dict[str, Callable[..., dict[str, Any]]], argv: Sequence[str] | None,
+          ) -> argparse.Namespace | None:
+    """Every benchmark's entry: parse the command line; in a ``--child`` run do that child's
+    work and return None (the parent measures it from outside)."""
+    ensure_repo_on_path()
+    args = cli(doc.splitlines()[0], argv)
+    if args.child:
+        child_main(children, args)
+        return None
+    return args
+
+
 def finish(report: Report, args: argparse.Namespace) -> Report:
     print_table(report)
     if args.json:

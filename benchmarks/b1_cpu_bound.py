@@ -136,10 +136,8 @@ def _optuna_two_processes(n_trials: int, n_iter: int, directory: Path) -> tuple[
 
 
 def main(argv: list[str] | None = None) -> C.Report:
-    C.ensure_repo_on_path()
-    args = C.cli(__doc__.splitlines()[0], argv)
-    if args.child:
-        C.child_main(CHILDREN, args)
+    args = C.start(__doc__, CHILDREN, argv)
+    if args is None:
         return C.Report("child")
     from benchmarks._objectives import calibrate
 

@@ -126,10 +126,8 @@ def _describe_failure(run: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> C.Report:
-    C.ensure_repo_on_path()
-    args = C.cli(__doc__.splitlines()[0], argv)
-    if args.child:
-        C.child_main(CHILDREN, args)
+    args = C.start(__doc__, CHILDREN, argv)
+    if args is None:
         return C.Report("child")
     report = C.Report("B2 sklearn grid")
     C_values = QUICK_C if args.quick else FULL_C

@@ -108,10 +108,8 @@ CHILDREN = {"sweeper": child_sweeper, "optuna_mlflow": child_optuna_mlflow,
 
 
 def main(argv: list[str] | None = None) -> C.Report:
-    C.ensure_repo_on_path()
-    args = C.cli(__doc__.splitlines()[0], argv)
-    if args.child:
-        C.child_main(CHILDREN, args)
+    args = C.start(__doc__, CHILDREN, argv)
+    if args is None:
         return C.Report("child")
     report = C.Report("B3 overhead")
     n_trivial = 100 if args.quick else 500

@@ -172,10 +172,8 @@ def measure(variant: str, n_bytes: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> C.Report:
-    C.ensure_repo_on_path()
-    args = C.cli(__doc__.splitlines()[0], argv)
-    if args.child:
-        C.child_main(CHILDREN, args)
+    args = C.start(__doc__, CHILDREN, argv)
+    if args is None:
         return C.Report("child")
     report = C.Report("B4 memory")
     size = 80_000_000 if args.quick else 800_000_000

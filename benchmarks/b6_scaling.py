@@ -66,10 +66,8 @@ CHILDREN = {"optuna": child_optuna_ask_tell, "sweeper": child_sweeper}
 
 
 def main(argv: list[str] | None = None) -> C.Report:
-    C.ensure_repo_on_path()
-    args = C.cli(__doc__.splitlines()[0], argv)
-    if args.child:
-        C.child_main(CHILDREN, args)
+    args = C.start(__doc__, CHILDREN, argv)
+    if args is None:
         return C.Report("child")
     report = C.Report("B6 scaling")
     sizes = (50, 200) if args.quick else (100, 2000)
