@@ -63,7 +63,7 @@ class Publication:
     def share_large_arrays(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """``kwargs`` with every large NumPy array replaced by its ``SharedArray`` (an array from
         ``share`` is already in shared memory: it is referenced, not copied)."""
-        shared = {}
+        shared: dict[str, Any] = {}
         for key, value in kwargs.items():
             known = _SHARED_VIEWS.get(id(value))
             if known is not None and known[0]() is value:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import json
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .errors import SweeperError
@@ -44,7 +44,7 @@ PRUNER_DEFAULTS: dict[str, dict[str, Any]] = {"percentile": {"percentile": 25.0}
 
 def suggest_on(trial: Any, spec: Any) -> Any:
     """Ask ``trial`` for one declared parameter (``spec`` is a ``config.ParamSpec`` or its dict)."""
-    get = spec.get if isinstance(spec, Mapping) else lambda k, d=None: getattr(spec, k, d)
+    get: Callable[..., Any] = spec.get if isinstance(spec, Mapping) else lambda k, d=None: getattr(spec, k, d)
     name, kind = get("name"), get("type")
     if kind == "categorical":
         return trial.suggest_categorical(name, list(get("choices")))

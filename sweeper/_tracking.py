@@ -147,7 +147,8 @@ class Tracker:
         self._ready = threading.Event()
         self._start_error: BaseException | None = None
         self._parent_progress: tuple[dict[str, float], dict[str, str], int] | None = None
-        self._latest_progress = self._parent_progress  # rewritten at close: ids known by then
+        # rewritten at close, when every child run id is known
+        self._latest_progress: tuple[dict[str, float], dict[str, str], int] | None = None
         self._progress_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._client: Any = None
@@ -398,6 +399,7 @@ class Tracker:
             self._client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def _end_parent(self, status: str, tags: dict[str, str]) -> None:
+        assert self.parent_run_id is not None
         self._tag(self.parent_run_id, tags)
         self._client.set_terminated(self.parent_run_id, status)
 

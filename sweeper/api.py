@@ -22,7 +22,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from . import _study
 from ._backends import Backend, InlineBackend, LocalBackend
@@ -144,8 +144,8 @@ def optimize(
         sampler=make_sampler(sampler if sampler is not None else "tpe", seed=seed),
         pruner=make_pruner(pruner) if pruner is not None else optuna.pruners.MedianPruner(),
         study_name=name,
-        direction=direction if directions is None else None,
-        directions=list(directions) if directions is not None else None,
+        direction=cast(Any, direction) if directions is None else None,  # optuna validates it
+        directions=cast(Any, list(directions)) if directions is not None else None,
         load_if_exists=load_if_exists,
     )
     if metric_names:
@@ -260,6 +260,7 @@ def run_config(
         if builtin:
             objective, kwargs = BUILTIN_OBJECTIVE, _builtin_kwargs(cfg, workers, space, publication)
         else:
+            assert cfg.objective is not None
             objective, kwargs = cfg.objective, dict(cfg.objective_kwargs)
         plan = SweepPlan(
             objective=objective, objective_kwargs=kwargs, space=space, n_trials=remaining,
@@ -528,11 +529,11 @@ def _spec_dict(param: Any) -> dict[str, Any]:
     }
 
 
-def _spec(cfg: SweepConfig, directions: list[str]) -> dict[str, Any]:
+def _spec(cfg: SweepConfig, directions: Sequence[str]) -> dict[str, Any]:
     """What may not change when a sweep resumes."""
     return {
         "search_space": [_spec_dict(p) for p in cfg.search_space],
-        "directions": directions,
+        "directions": list(directions),
         "model": cfg.model.estimator if cfg.model else None,
         "objective": cfg.objective,
     }
