@@ -93,10 +93,14 @@ def raises_unpicklable(trial):
 
 
 def _once(marker):
-    if marker and os.path.exists(marker):
+    """True for exactly one caller across processes: whoever removes the marker file."""
+    if not marker:
+        return False
+    try:
         os.remove(marker)
-        return True
-    return False
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def sigkill_once(trial, marker=None, **_ignored):
