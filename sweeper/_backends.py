@@ -130,7 +130,9 @@ class LocalBackend:
         try:
             self._inboxes[worker_id].put(message)
         except (EOFError, OSError) as exc:
-            raise BackendError(f"lost the channel to worker {worker_id}: {exc!r}") from exc
+            raise BackendError(
+                f"lost the channel to the workers (Manager process died?) sending to worker {worker_id}: {exc!r}"
+            ) from exc
 
     def receive(self, timeout_s: float) -> FromWorker | None:
         try:
@@ -138,7 +140,7 @@ class LocalBackend:
         except queue.Empty:
             return None
         except (EOFError, OSError) as exc:
-            raise BackendError(f"result channel lost (Manager process died?): {exc!r}") from exc
+            raise BackendError(f"lost the channel to the workers (Manager process died?): {exc!r}") from exc
         return message
 
     def dead_workers(self) -> dict[int, int | None]:

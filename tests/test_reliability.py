@@ -368,7 +368,7 @@ def test_killed_manager_fails_running_trials_and_exits_1_without_hanging(tmp_pat
     code, _, err = sweep.finish(timeout_s=30)
     assert time.monotonic() - started < 30
     assert code == 1, err
-    assert "result channel lost" in err and "run the same command again to resume" in err
+    assert "lost the channel to the workers" in err and "run the same command again to resume" in err
     assert gone(list(pids["workers"].values())) == []
     study = study_of(tmp_path)
     assert not [t for t in study.trials if not t.state.is_finished()]
