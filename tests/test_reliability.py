@@ -199,9 +199,13 @@ def test_second_ctrl_c_kills_running_trials_at_once(tmp_path):
     path = config(tmp_path, n_trials=4, objective_kwargs="{sleep_s: 60}")
     sweep = Sweep(tmp_path, path)
     deadline = time.monotonic() + 60
-    while len(sweep.descendants()) < 3 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    time.sleep(1.0)  # trials dispatched
+    while time.monotonic() < deadline:  # both workers hold a trial (read from the journal)
+        try:
+            if sum(t.state.name == "RUNNING" for t in study_of(tmp_path).trials) >= 2:
+                break
+        except (KeyError, OSError):  # the study is not in the journal yet
+            pass
+        time.sleep(0.2)
     helpers = [p.pid for p in sweep.descendants()]
     os.killpg(sweep.proc.pid, signal.SIGINT)
     time.sleep(0.5)
