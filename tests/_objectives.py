@@ -170,6 +170,7 @@ def returns(trial, kind="nan"):
 
 def logs_everything(trial, artifact_dir=None):
     x = trial.suggest_float("x", 0, 1)
+    time.sleep(0.1)  # long enough that both workers are up before the trials run out
     trial.log_metrics({"train_loss": 1 - x, "extra": 2.0})
     for step in range(3):
         trial.log_metric("curve", x * step, step=step)
