@@ -43,7 +43,7 @@ from ._messages import (
 )
 from ._space import suggest_from_json, suggest_on
 from ._study import PARENT_RUN_ATTR, RETRY_ATTR
-from ._tracking import ChildRecord, Tracker
+from ._tracking import ChildRecord, Tracker, metric_names, mlflow_status
 
 logger = logging.getLogger("sweeper")
 
@@ -152,7 +152,6 @@ class Coordinator:
         self._retries: dict[int, int] = {}  # trial number -> its attempt count
         self._retry_queue: list[tuple[dict[str, Any], int]] = []
         self._consecutive_failures = 0
-        self._best: tuple[float, int] | None = None
         self._stop = threading.Event()
         self._stop_reason: str | None = None
         self._abort = threading.Event()
@@ -481,8 +480,9 @@ class Coordinator:
             return
         value = values[0]
         sign = -1.0 if self.study.direction.name == "MAXIMIZE" else 1.0
-        if self._best is None or sign * value < sign * self._best[0]:
-            self._best = self.summary.best = (value, number)
+        best = self.summary.best
+        if best is None or sign * value < sign * best[0]:
+            self.summary.best = (value, number)
 
     def _output_path(self, number: int) -> str | None:
         if self.plan.scratch_dir is None or not self.plan.capture_output:
@@ -496,12 +496,12 @@ class Coordinator:
             return
         now = _now_ms()
         record = ChildRecord(
-            running.trial.number, _mlflow_status(state, reason), running.start_ms, now,
+            running.trial.number, mlflow_status(state, reason), running.start_ms, now,
             params=dict(frozen.params) if frozen is not None else {},
             metrics=list(running.metrics), files=list(running.files),
         )
         if state == "complete" and values is not None:
-            names = self._metric_names()
+            names = metric_names(self.study)
             record.metrics += [(name, float(v), 0, now) for name, v in zip(names, values) if math.isfinite(v)]
         record.metrics.append(("duration_s", float(outcome.duration_s), 0, now))
         record.tags.update({
@@ -529,16 +529,10 @@ class Coordinator:
             "trials_pruned": float(self.summary.n_pruned),
         }
         tags = {}
-        if self._best is not None:
-            metrics["best_value"] = self._best[0]
-            tags["sweeper.best_trial"] = str(self._best[1])
+        if self.summary.best is not None:
+            metrics["best_value"] = self.summary.best[0]
+            tags["sweeper.best_trial"] = str(self.summary.best[1])
         self.tracker.parent_progress(metrics, tags, self.summary.n_finished)
-
-    def _metric_names(self) -> list[str]:
-        names = self.study.metric_names
-        if names:
-            return list(names)
-        return ["value"] if self._n_objectives == 1 else [f"value_{i}" for i in range(self._n_objectives)]
 
     # --- faults -----------------------------------------------------------------------------------
 
@@ -639,12 +633,6 @@ def describe_exit(exitcode: int | None) -> str:
         hint = " (possibly out of memory)" if name == "SIGKILL" else ""
         return f"WorkerCrashed: worker killed by {name}{hint}, exit code {exitcode}"
     return f"WorkerCrashed: worker exited (code {exitcode}) before reporting a result"
-
-
-def _mlflow_status(state: str, reason: str | None) -> str:
-    if state in ("complete", "pruned"):
-        return "FINISHED"
-    return "KILLED" if reason in ("timeout", "interrupted") else "FAILED"
 
 
 def _now_ms() -> int:

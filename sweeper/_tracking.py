@@ -468,13 +468,27 @@ class Tracker:
         drain()
 
 
+def mlflow_status(state: str, reason: str | None) -> str:
+    """A trial's ending as an MLflow run status: pruned is a normal end; timeouts and
+    interruptions were stopped from outside (KILLED); everything else FAILED."""
+    if state in ("complete", "pruned"):
+        return "FINISHED"
+    return "KILLED" if reason in ("timeout", "interrupted") else "FAILED"
+
+
+def metric_names(study: Any) -> list[str]:
+    """The MLflow metric name of each objective value: the study's names, else value(_i)."""
+    if study.metric_names:
+        return list(study.metric_names)
+    n = len(study.directions)
+    return ["value"] if n == 1 else [f"value_{i}" for i in range(n)]
+
+
 def record_of(trial: Any, metric_names: Sequence[str]) -> ChildRecord:
     """A child-run record rebuilt from a finished ``optuna.FrozenTrial`` (for reconciling)."""
     state = trial.state.name.lower()
     reason = trial.system_attrs.get("sweeper:fail_reason")
-    status = "FINISHED" if state in ("complete", "pruned") else (
-        "KILLED" if reason in ("timeout", "interrupted") else "FAILED"
-    )
+    status = mlflow_status(state, reason)
     start = trial.datetime_start or trial.datetime_complete
     end = trial.datetime_complete or start
     start_ms = int(start.timestamp() * 1000) if start else _now_ms()

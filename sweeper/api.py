@@ -30,7 +30,7 @@ from ._coordinator import Coordinator, SweepPlan, SweepSummary, logger
 from ._report import finalize_sweep
 from ._shared import Publication
 from ._redact import redact_uri
-from ._tracking import Tracker, check_reachable, record_of, resolve_tracking_uri
+from ._tracking import Tracker, check_reachable, metric_names, record_of, resolve_tracking_uri
 from .config import SweepConfig, check_config, grid_size, grid_values, import_allowed, load_config
 from .errors import SweeperError, TrackingError
 
@@ -348,9 +348,7 @@ def execute(
 
 
 def _finished_records(study: Any) -> dict[int, Any]:
-    names = list(study.metric_names or []) or (
-        ["value"] if len(study.directions) == 1 else [f"value_{i}" for i in range(len(study.directions))]
-    )
+    names = metric_names(study)
     return {t.number: record_of(t, names) for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
 
 
