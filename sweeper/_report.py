@@ -21,6 +21,7 @@ import logging
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -549,11 +550,14 @@ def _describe_parent(client: Any, result: Any, report: Mapping[str, Any], import
 
 
 def _step(what: str, action: Callable[[], T]) -> T | None:
+    started = time.perf_counter()
     try:
         return action()
     except Exception as exc:  # noqa: BLE001 - one missing piece of the report is not fatal
         _warn(f"report: could not {what}: {_describe(exc)}")
         return None
+    finally:
+        logger.debug("report: %s took %.2fs", what, time.perf_counter() - started)
 
 
 def _describe(exc: BaseException) -> str:

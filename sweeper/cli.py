@@ -330,7 +330,9 @@ def _log_to_stderr() -> None:
     handler.setFormatter(logging.Formatter(clear + "sweeper: %(message)s"))
     logger = logging.getLogger("sweeper")
     logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    # SWEEPER_LOG_LEVEL=DEBUG shows each dispatch and how long each report step took
+    level = os.environ.get("SWEEPER_LOG_LEVEL", "INFO").upper()
+    logger.setLevel(level if level in ("DEBUG", "INFO", "WARNING", "ERROR") else "INFO")
     logger.propagate = False
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # store-creation chatter
     _quiet_optuna()
