@@ -44,6 +44,7 @@ from ._messages import (
 from ._space import suggest_from_json, suggest_on
 from ._study import PARENT_RUN_ATTR, RETRY_ATTR
 from ._tracking import ChildRecord, Tracker, metric_names, mlflow_status
+from ._tracker_process import ProcessTracker
 
 logger = logging.getLogger("sweeper")
 
@@ -128,7 +129,7 @@ class Coordinator:
         backend: Backend,
         n_workers: int,
         *,
-        tracker: Tracker | None = None,
+        tracker: Tracker | ProcessTracker | None = None,
         on_trial_finished: Callable[[Any, SweepSummary, int], None] | None = None,
         callbacks: Sequence[Callable[[Any, Any], None]] | None = None,
         pids_path: str | None = None,
@@ -237,7 +238,8 @@ class Coordinator:
         if self._pids_path is None:
             return
         manager = getattr(self.backend, "manager_pid", lambda: None)()
-        data = {"coordinator": os.getpid(), "manager": manager, "workers": self.backend.pids()}
+        data = {"coordinator": os.getpid(), "manager": manager, "workers": self.backend.pids(),
+                "mlflow_writer": getattr(self.tracker, "pid", None)}
         temporary = f"{self._pids_path}.tmp"
         with open(temporary, "w", encoding="utf-8") as handle:
             json.dump(data, handle)

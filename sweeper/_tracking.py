@@ -17,7 +17,7 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -152,6 +152,8 @@ class Tracker:
         self._progress_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._client: Any = None
+        #: Called on the writer thread with (trial number, run id) as each child run gets its id.
+        self.on_run_id: Callable[[int, str], None] | None = None
 
     # --- coordinator side (cheap, never blocks on the store) -----------------------------------
 
@@ -213,12 +215,15 @@ class Tracker:
         tags: Mapping[str, str] | None = None,
         child_tags: Mapping[int, Mapping[str, str]] | None = None,
         timeout_s: float = 600.0,
+        *,
+        end_parent: bool = True,
     ) -> None:
         """Flush every pending write, tag finished children (e.g. the Pareto front), end the
-        parent run with ``status`` and stop the thread."""
+        parent run with ``status`` and stop the thread. ``end_parent=False`` (the coordinator
+        vanished) flushes the children and leaves the parent RUNNING for a resume."""
         if self._thread is None:
             return
-        self._events.put(("close", (status, dict(tags or {}), dict(child_tags or {}))))
+        self._events.put(("close", (status, dict(tags or {}), dict(child_tags or {}), end_parent)))
         self._thread.join(timeout_s)
         if self._thread.is_alive():
             self.failures.append(f"MLflow writer still busy after {timeout_s:.0f}s; some runs may be missing")
@@ -250,11 +255,12 @@ class Tracker:
                 with self._progress_lock:
                     self._parent_progress = self._latest_progress
                 self._write_progress()
-                status, end_tags, child_tags = payload
+                status, end_tags, child_tags, end_parent = payload
                 for number, tags in child_tags.items():
                     if number in self.run_ids:
                         self._write_or_report(f"tag trial {number}", lambda: self._tag(self.run_ids[number], tags))
-                self._write_or_report("end parent run", lambda: self._end_parent(status, end_tags))
+                if end_parent:
+                    self._write_or_report("end parent run", lambda: self._end_parent(status, end_tags))
                 return
             if kind == "child_start":  # a failure here heals itself: the end creates the run
                 number, start_ms, child_tags = payload
@@ -319,7 +325,8 @@ class Tracker:
                 continue
             number = int(number_tag)
             seen.add(number)
-            self.run_ids.setdefault(number, run.info.run_id)
+            if number not in self.run_ids:
+                self._remember_run(number, run.info.run_id)
             if run.info.status != "RUNNING":
                 continue
             record = self._reconcile.get(number)
@@ -327,7 +334,7 @@ class Tracker:
                 self._client.set_tag(run.info.run_id, "sweeper.fail_reason", "interrupted")
                 self._client.set_terminated(run.info.run_id, "KILLED")
             else:
-                self.run_ids[number] = run.info.run_id
+                self._remember_run(number, run.info.run_id)
                 self._end_child(record)
         for number, record in self._reconcile.items():
             if number not in seen:
@@ -341,7 +348,12 @@ class Tracker:
         run = self._client.create_run(
             self.experiment_id, start_time=start_ms, run_name=f"trial-{number:04d}", tags=all_tags
         )
-        self.run_ids[number] = run.info.run_id
+        self._remember_run(number, run.info.run_id)
+
+    def _remember_run(self, number: int, run_id: str) -> None:
+        self.run_ids[number] = run_id
+        if self.on_run_id is not None:
+            self.on_run_id(number, run_id)
 
     def _end_child(self, record: ChildRecord) -> None:
         from mlflow.entities import Metric, Param, RunTag
@@ -442,17 +454,7 @@ class Tracker:
             self._spool(what, record)
 
     def _spool(self, what: str, record: ChildRecord | None) -> None:
-        if self._spool_path is None:
-            return
-        entry: dict[str, Any] = {"what": what, "time_ms": _now_ms()}
-        if record is not None:
-            entry["record"] = {
-                "number": record.number, "status": record.status, "params": {k: str(v) for k, v in record.params.items()},
-                "metrics": record.metrics, "tags": record.tags,
-            }
-        os.makedirs(os.path.dirname(self._spool_path) or ".", exist_ok=True)
-        with open(self._spool_path, "a", encoding="utf-8") as spool:
-            spool.write(json.dumps(entry) + "\n")
+        spool(self._spool_path, what, record)
 
     def _drain_to_spool(self) -> None:
         """After a failed start, keep consuming events so the coordinator never blocks."""
@@ -466,6 +468,21 @@ class Tracker:
                     return
 
         drain()
+
+
+def spool(path: str | None, what: str, record: ChildRecord | None) -> None:
+    """Append a write that could not be made to the JSON-lines spool file (never lost)."""
+    if path is None:
+        return
+    entry: dict[str, Any] = {"what": what, "time_ms": _now_ms()}
+    if record is not None:
+        entry["record"] = {
+            "number": record.number, "status": record.status, "params": {k: str(v) for k, v in record.params.items()},
+            "metrics": record.metrics, "tags": record.tags,
+        }
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(entry) + "\n")
 
 
 def mlflow_status(state: str, reason: str | None) -> str:

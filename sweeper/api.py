@@ -30,6 +30,7 @@ from ._coordinator import Coordinator, SweepPlan, SweepSummary, logger
 from ._report import finalize_sweep
 from ._shared import Publication
 from ._redact import redact_uri
+from ._tracker_process import ProcessTracker
 from ._tracking import Tracker, check_reachable, metric_names, record_of, resolve_tracking_uri
 from .config import SweepConfig, check_config, grid_size, grid_values, import_allowed, load_config
 from .errors import SweeperError, TrackingError
@@ -276,7 +277,7 @@ def run_config(
             reconcile=_finished_records(study),
             spool_path=str(directory / "spool.jsonl"), on_trial_finished=on_trial_finished,
             capture_output=cfg.capture_output, pids_path=str(directory / "pids.json"),
-            publication=publication,
+            publication=publication, writer_process=not cfg.report,
         )
         if cfg.report:
             finalize_sweep(cfg, result)
@@ -305,8 +306,13 @@ def execute(
     reconcile: Mapping[int, Any] | None = None,
     pids_path: str | None = None,
     publication: Publication | None = None,
+    writer_process: bool = True,
 ) -> SweepResult:
-    """Run a planned sweep with tracking and signal handling; the seam both APIs share."""
+    """Run a planned sweep with tracking and signal handling; the seam both APIs share.
+
+    MLflow is written from a child process (``writer_process``), off the coordinator's GIL;
+    a caller that uses mlflow itself right after the sweep (the end-of-sweep report) asks for
+    the writer thread instead, so mlflow is imported once, not twice."""
     scratch_dir = None
     if tracking_uri is not None:  # staged artifacts and captured output wait here for upload
         scratch_dir = tempfile.mkdtemp(prefix="sweeper-scratch-")
@@ -315,7 +321,8 @@ def execute(
     if tracking_uri is not None:
         if plan.tracking_required:
             check_reachable(tracking_uri)  # before any worker starts
-        tracker = Tracker(
+        tracker_class = ProcessTracker if writer_process else Tracker
+        tracker = tracker_class(
             tracking_uri, experiment, run_name, parent_run_id=parent_run_id, spool_path=spool_path,
             reconcile=reconcile, start_ms=int(time.time() * 1000),
         )
@@ -368,7 +375,7 @@ def _closing_tags(study: Any, summary: SweepSummary) -> tuple[dict[str, str], di
     return tags, child_tags
 
 
-def _link_runs(study: Any, tracker: Tracker) -> None:
+def _link_runs(study: Any, tracker: Tracker | ProcessTracker) -> None:
     """Write MLflow ids into the study, so the study alone leads to every run. Trials whose
     child run was still being created when they ended are listed in a study user attr."""
     if tracker.parent_run_id is None:

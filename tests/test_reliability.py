@@ -378,6 +378,56 @@ def test_killed_manager_fails_running_trials_and_exits_1_without_hanging(tmp_pat
     assert not [t for t in study.trials if not t.state.is_finished()]
 
 
+def test_mlflow_writer_process_killed_mid_sweep_loses_no_trial(tmp_path):
+    """The writer process dies (OOM killer, say): the sweep goes on, every trial stays in the
+    study, and what the writer can no longer write is spooled and reported."""
+    import json
+
+    path = config(tmp_path, n_trials=16, objective_kwargs="{sleep_s: 0.5}", report="false")
+    sweep = Sweep(tmp_path, path)
+    sweep.wait_for("[1/16]")
+    deadline = time.monotonic() + 60
+    while "mlflow_parent_run_id" not in study_of(tmp_path).user_attrs:  # the store is open
+        assert time.monotonic() < deadline and sweep.proc.poll() is None, "".join(sweep.lines)
+        time.sleep(0.05)
+    pids = json.loads((tmp_path / ".sweeper" / "sweep" / "pids.json").read_text())
+    assert pids["mlflow_writer"] not in (None, pids["coordinator"])
+    os.kill(pids["mlflow_writer"], signal.SIGKILL)
+    code, _, err = sweep.finish(timeout_s=60)
+    assert code == 0, err
+    assert "MLflow writer process exited" in err
+    study = study_of(tmp_path)
+    assert len(study.trials) == 16 and all(t.state == COMPLETE for t in study.trials)
+    spooled = (tmp_path / ".sweeper" / "sweep" / "spool.jsonl").read_text().splitlines()
+    assert spooled and all(json.loads(line)["what"].startswith("record trial") for line in spooled)
+
+
+def test_coordinator_never_imports_mlflow_when_the_writer_is_a_process(tmp_path):
+    """The property behind tracking's low overhead: mlflow's import and SQLAlchemy work happen
+    in the writer process, never on the coordinator's GIL; the runs still all land."""
+    script = tmp_path / "embed.py"
+    script.write_text(
+        "import sys, sweeper\n"
+        "if __name__ == '__main__':\n"
+        f"    study = sweeper.optimize('_objectives:quadratic', n_trials=6, n_jobs=2, "
+        f"tracking_uri='sqlite:///{tmp_path}/mlflow.db', experiment='e')\n"
+        "    print('mlflow' in sys.modules, study.user_attrs['mlflow_parent_run_id'])\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=90)
+    assert out.returncode == 0, out.stderr
+    imported, parent = out.stdout.split()
+    assert imported == "False"
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    assert client.get_run(parent).info.status == "FINISHED"
+    children = children_runs(client, parent)
+    assert sorted(int(r.data.tags["sweeper.trial_number"]) for r in children) == list(range(6))
+    assert all(r.info.status == "FINISHED" and "value" in r.data.metrics for r in children)
+
+
 def test_report_flood_is_capped_and_the_trial_completes(tracking_uri, experiment, client):
     study = sweeper.optimize(
         "_objectives:reports_a_lot", n_trials=1, n_jobs=1, tracking_uri=tracking_uri, experiment=experiment,
