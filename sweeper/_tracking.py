@@ -2,15 +2,18 @@
 
     coordinator --events (queue.Queue)--> writer thread --MlflowClient--> tracking store
 
-Only the coordinator process writes MLflow (one writer), and within it only this thread, so
-a slow store (57-300 ms a run on SQLite) never stalls scheduling. Writes are batched with
-``log_batch``; the parent's progress is coalesced to its latest value. A write that still fails
-after retries is spooled to a JSON-lines file and reported, never silently dropped.
-mlflow is imported on the writer thread, overlapping its 3 s import with worker start-up.
+One writer writes MLflow: this thread, either in the coordinator (when the coordinator uses
+mlflow itself afterwards, for the end-of-sweep report) or inside the writer process of
+``_tracker_process``, so a slow store (57-300 ms a run on SQLite) never stalls scheduling.
+Writes are batched with ``log_batch``; the parent's progress is coalesced to its latest value.
+A write that still fails after retries is spooled to a JSON-lines file and reported, never
+silently dropped. mlflow is imported on the writer thread, overlapping its import with worker
+start-up.
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import queue
@@ -144,6 +147,8 @@ class Tracker:
         self._deferred: list[ChildRecord] = []  # failed during an outage; retried at close
         self._start_ms = start_ms or _now_ms()  # the sweep's start, not the writer's
         self._events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._backlog: collections.deque[tuple[str, Any]] = collections.deque()  # taken, not yet written
+        self._pending_ends: dict[int, ChildRecord] = {}  # child_end events in the backlog, by trial
         self._ready = threading.Event()
         self._start_error: BaseException | None = None
         self._parent_progress: tuple[dict[str, float], dict[str, str], int] | None = None
@@ -247,7 +252,7 @@ class Tracker:
             if self._parent_progress is not None:
                 wait_s = max(0.0, last_progress + PROGRESS_INTERVAL_S - time.monotonic())
             try:
-                kind, payload = self._events.get(timeout=wait_s)
+                kind, payload = self._next_event(wait_s)
             except queue.Empty:
                 kind, payload = "parent_progress", None
             if kind == "close":
@@ -264,12 +269,37 @@ class Tracker:
                 return
             if kind == "child_start":  # a failure here heals itself: the end creates the run
                 number, start_ms, child_tags = payload
+                ended = self._pending_ends.get(number)
+                if ended is not None:  # already over: one create_run with every tag, at its end
+                    ended.tags = {**child_tags, **ended.tags}
+                    continue
                 self._retry(f"start trial {number}", lambda: self._start_child(number, start_ms, child_tags))
             elif kind == "child_end":
                 self._record_child(payload)
             elif kind == "parent_progress" and time.monotonic() - last_progress >= PROGRESS_INTERVAL_S:
                 self._write_progress()
                 last_progress = time.monotonic()
+
+    def _next_event(self, wait_s: float | None) -> tuple[str, Any]:
+        """The oldest event, after taking in all that are waiting: a trial whose end is already
+        queued when its start comes up is written once, not created and then updated (MLflow's
+        tag writes are its slowest part, ~2 ms a run on SQLite)."""
+        if not self._backlog:
+            self._take(self._events.get(timeout=wait_s))
+        while True:
+            try:
+                self._take(self._events.get_nowait())
+            except queue.Empty:
+                break
+        kind, payload = self._backlog.popleft()
+        if kind == "child_end" and self._pending_ends.get(payload.number) is payload:
+            del self._pending_ends[payload.number]
+        return kind, payload
+
+    def _take(self, event: tuple[str, Any]) -> None:
+        self._backlog.append(event)
+        if event[0] == "child_end":
+            self._pending_ends[event[1].number] = event[1]
 
     def _open(self, params: dict[str, Any], tags: dict[str, str], texts: dict[str, str]) -> None:
         from mlflow import MlflowClient
@@ -358,11 +388,15 @@ class Tracker:
     def _end_child(self, record: ChildRecord) -> None:
         from mlflow.entities import Metric, Param, RunTag
 
-        if record.number not in self.run_ids:  # its start was lost to an outage: make it now
-            self._start_child(record.number, record.start_ms, {})
+        tags_written = False
+        if record.number not in self.run_ids:  # created at its end (short trial, or an outage)
+            tags_written = len(record.tags) <= 100
+            self._start_child(record.number, record.start_ms,
+                              {k: str(v)[:5000] for k, v in record.tags.items()} if tags_written else {})
         run_id = self.run_ids[record.number]
         entities: list[Any] = [Param(k, _param_text(v)) for k, v in record.params.items()]
-        entities += [RunTag(k, str(v)[:5000]) for k, v in record.tags.items()]
+        if not tags_written:
+            entities += [RunTag(k, str(v)[:5000]) for k, v in record.tags.items()]
         entities += [Metric(k, v, ts, step) for k, v, step, ts in record.metrics]
         params = [e for e in entities if isinstance(e, Param)]
         tags = [e for e in entities if isinstance(e, RunTag)]
