@@ -82,28 +82,43 @@ def _use(X: Any, hold_s: float) -> float:
     return total / X.size
 
 
-def memory_from_kwargs(trial: Any, X: Any, hold_s: float) -> float:
-    """The array arrives pickled inside every trial's message (objective_kwargs)."""
-    trial.suggest_int("i", 0, 1000)
+def _use_timed(trial: Any, X: Any, hold_s: float, t0: float) -> float:
+    """``_use``, and on a worker's first trial record when the data became usable: ``ready_s``
+    from ``t0`` (wall clock just before the sweep call, so worker start-up is included) to X in
+    hand, and ``read_s`` for the first full pass over it (page faults on fresh mappings)."""
+    first = "seen" not in SHARED
+    if first:
+        SHARED["seen"] = True
+        trial.set_user_attr("ready_s", time.time() - t0)
+        t = time.perf_counter()
+        float(X.sum())
+        trial.set_user_attr("read_s", time.perf_counter() - t)
     return _use(X, hold_s)
 
 
-def memory_from_global(trial: Any, hold_s: float) -> float:
+def memory_from_kwargs(trial: Any, X: Any, hold_s: float, t0: float) -> float:
+    """The array arrives with every trial's message (objective_kwargs): a shared-memory
+    reference when sweeper publishes it, attached by the worker."""
+    trial.suggest_int("i", 0, 1000)
+    return _use_timed(trial, X, hold_s, t0)
+
+
+def memory_from_global(trial: Any, hold_s: float, t0: float) -> float:
     """The array is a module global the coordinator set before forking its workers."""
     trial.suggest_int("i", 0, 1000)
-    return _use(SHARED["X"], hold_s)
+    return _use_timed(trial, SHARED["X"], hold_s, t0)
 
 
-def memory_generate_per_worker(trial: Any, n_bytes: int, hold_s: float) -> float:
+def memory_generate_per_worker(trial: Any, n_bytes: int, hold_s: float, t0: float) -> float:
     """Each worker makes (or loads) the data itself once, cached, as sweeper's built-in objective
     does with its ``_DATASETS`` cache."""
     trial.suggest_int("i", 0, 1000)
     if "X" not in SHARED:
         SHARED["X"] = make_dataset(n_bytes)
-    return _use(SHARED["X"], hold_s)
+    return _use_timed(trial, SHARED["X"], hold_s, t0)
 
 
-def memory_mmap(trial: Any, path: str, hold_s: float) -> float:
+def memory_mmap(trial: Any, path: str, hold_s: float, t0: float) -> float:
     """A user-side workaround: ``np.load(mmap_mode="r")`` of a ``.npy`` file (page cache shared)."""
     import numpy as np
 
@@ -111,7 +126,7 @@ def memory_mmap(trial: Any, path: str, hold_s: float) -> float:
     if SHARED.get("path") != path:
         SHARED["X"] = np.load(path, mmap_mode="r")
         SHARED["path"] = path
-    return _use(SHARED["X"], hold_s)
+    return _use_timed(trial, SHARED["X"], hold_s, t0)
 
 
 def pool_task_global(hold_s: float) -> float:
