@@ -5,7 +5,9 @@
 One writer writes MLflow: this thread, either in the coordinator (when the coordinator uses
 mlflow itself afterwards, for the end-of-sweep report) or inside the writer process of
 ``_tracker_process``, so a slow store (57-300 ms a run on SQLite) never stalls scheduling.
-Writes are batched with ``log_batch``; the parent's progress is coalesced to its latest value.
+Trials' runs on a SQL store are written in one transaction per batch of queued starts and ends
+(``_mlflow_bulk``; ~1 ms a run instead of MLflow's ~10 ms), elsewhere with one ``log_batch``;
+the parent's progress is coalesced to its latest value.
 A write that still fails after retries is spooled to a JSON-lines file and reported, never
 silently dropped. mlflow is imported on the writer thread, overlapping its import with worker
 start-up.
@@ -15,20 +17,26 @@ from __future__ import annotations
 
 import collections
 import json
+import logging
 import os
 import queue
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from ._mlflow_bulk import BulkWriter, ChildRun
 from ._redact import redact_uri
 from .errors import TrackingError
 
 RETRIES = 3
+#: At most this many queued trial starts and ends go into one bulk transaction.
+BULK_EVENTS = 200
+_log = logging.getLogger("sweeper")
 #: The parent's best-so-far and counts are rewritten at most this often (and at the end).
 PROGRESS_INTERVAL_S = 1.0
 _TUNED_SQLITE: set[str] = set()
@@ -157,6 +165,8 @@ class Tracker:
         self._progress_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._client: Any = None
+        self._bulk: BulkWriter | None = None  # set once the store is open, if it is a SQL store
+        self._bulk_created: set[int] = set()  # trials whose RUNNING run the bulk writer made
         #: Called on the writer thread with (trial number, run id) as each child run gets its id.
         self.on_run_id: Callable[[int, str], None] | None = None
 
@@ -267,6 +277,9 @@ class Tracker:
                 if end_parent:
                     self._write_or_report("end parent run", lambda: self._end_parent(status, end_tags))
                 return
+            if self._bulk is not None and self._bulkable(kind, payload):
+                self._write_bulk([(kind, payload), *self._take_bulkable()])
+                continue
             if kind == "child_start":  # a failure here heals itself: the end creates the run
                 number, start_ms, child_tags = payload
                 ended = self._pending_ends.get(number)
@@ -295,6 +308,73 @@ class Tracker:
         if kind == "child_end" and self._pending_ends.get(payload.number) is payload:
             del self._pending_ends[payload.number]
         return kind, payload
+
+    def _bulkable(self, kind: str, payload: Any) -> bool:
+        if kind == "child_start":
+            return payload[0] not in self.run_ids
+        if kind == "child_end":
+            return not payload.texts and not payload.files and (
+                payload.number not in self.run_ids or payload.number in self._bulk_created)
+        return False
+
+    def _take_bulkable(self) -> list[tuple[str, Any]]:
+        """The trial starts and ends at the head of the backlog that can join one transaction."""
+        taken: list[tuple[str, Any]] = []
+        while self._backlog and len(taken) < BULK_EVENTS and self._bulkable(*self._backlog[0]):
+            kind, payload = self._backlog.popleft()
+            if kind == "child_end" and self._pending_ends.get(payload.number) is payload:
+                del self._pending_ends[payload.number]
+            taken.append((kind, payload))
+        return taken
+
+    def _write_bulk(self, events: list[tuple[str, Any]]) -> None:
+        """Write trial starts and ends in one transaction (see ``_mlflow_bulk``). A start whose
+        end is queued too is folded into it: one run, created finished. If the transaction fails,
+        nothing of it was written: the same events go the public way, and so does the rest of
+        the sweep."""
+        from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+        assert self._bulk is not None
+        ends = {p.number: p for k, p in events if k == "child_end"}
+        created: dict[int, ChildRun] = {}
+        finished: list[ChildRun] = []
+        for kind, payload in events:
+            if kind == "child_start":
+                number, start_ms, tags = payload
+                end = ends.get(number) or self._pending_ends.get(number)
+                if end is not None:
+                    end.tags = {**tags, **end.tags}
+                    continue
+                created[number] = ChildRun(
+                    uuid.uuid4().hex, _run_name(number), "RUNNING", start_ms, None,
+                    tags=_tag_entities({MLFLOW_PARENT_RUN_ID: self.parent_run_id, **tags}))
+                continue
+            params, tags, metrics = _entities(payload)
+            if payload.number in self._bulk_created:
+                finished.append(ChildRun(self.run_ids[payload.number], _run_name(payload.number),
+                                         payload.status, payload.start_ms, payload.end_ms, params, tags, metrics))
+            else:
+                created[payload.number] = ChildRun(
+                    uuid.uuid4().hex, _run_name(payload.number), payload.status, payload.start_ms,
+                    payload.end_ms, params, [*_tag_entities({MLFLOW_PARENT_RUN_ID: self.parent_run_id}), *tags],
+                    metrics)
+        try:
+            self._bulk.write(list(created.values()), finished)
+        except Exception as exc:  # noqa: BLE001 - rolled back: write them the public way
+            _log.debug("bulk write of %d MLflow events failed (%s: %s); writing them one by one",
+                       len(events), type(exc).__name__, redact_uri(str(exc)).splitlines()[0][:200])
+            self._bulk = None
+            for kind, payload in events:
+                if kind == "child_end":
+                    self._record_child(payload)
+                elif payload[0] not in ends and payload[0] not in self._pending_ends:
+                    number, start_ms, tags = payload
+                    self._retry(f"start trial {number}", lambda: self._start_child(number, start_ms, tags))
+            return
+        for number, run in created.items():
+            if run.end_ms is None:
+                self._bulk_created.add(number)
+            self._remember_run(number, run.run_id)
 
     def _take(self, event: tuple[str, Any]) -> None:
         self._backlog.append(event)
@@ -338,6 +418,7 @@ class Tracker:
                 client.log_text(self.parent_run_id, text, name)
         if self._reconcile:
             self._reconcile_children()
+        self._bulk = BulkWriter.for_client(client, self.experiment_id)
 
     def _reconcile_children(self) -> None:
         """On resume, make MLflow agree with the study, which is the record of truth: a child
@@ -376,7 +457,7 @@ class Tracker:
 
         all_tags = {MLFLOW_PARENT_RUN_ID: self.parent_run_id, **tags}
         run = self._client.create_run(
-            self.experiment_id, start_time=start_ms, run_name=f"trial-{number:04d}", tags=all_tags
+            self.experiment_id, start_time=start_ms, run_name=_run_name(number), tags=all_tags
         )
         self._remember_run(number, run.info.run_id)
 
@@ -386,21 +467,15 @@ class Tracker:
             self.on_run_id(number, run_id)
 
     def _end_child(self, record: ChildRecord) -> None:
-        from mlflow.entities import Metric, Param, RunTag
-
         tags_written = False
         if record.number not in self.run_ids:  # created at its end (short trial, or an outage)
             tags_written = len(record.tags) <= 100
             self._start_child(record.number, record.start_ms,
                               {k: str(v)[:5000] for k, v in record.tags.items()} if tags_written else {})
         run_id = self.run_ids[record.number]
-        entities: list[Any] = [Param(k, _param_text(v)) for k, v in record.params.items()]
-        if not tags_written:
-            entities += [RunTag(k, str(v)[:5000]) for k, v in record.tags.items()]
-        entities += [Metric(k, v, ts, step) for k, v, step, ts in record.metrics]
-        params = [e for e in entities if isinstance(e, Param)]
-        tags = [e for e in entities if isinstance(e, RunTag)]
-        metrics = [e for e in entities if isinstance(e, Metric)]
+        params, tags, metrics = _entities(record)
+        if tags_written:
+            tags = []
         # One log_batch for the usual trial; MLflow caps a batch at 100 params+tags, 1000 items.
         while params or tags or metrics:
             p, params = params[:100], params[100:]
@@ -555,6 +630,24 @@ def record_of(trial: Any, metric_names: Sequence[str]) -> ChildRecord:
         if trial.system_attrs.get("sweeper:error"):
             record.tags["sweeper.error"] = str(trial.system_attrs["sweeper:error"])[:4000]
     return record
+
+
+def _run_name(number: int) -> str:
+    return f"trial-{number:04d}"
+
+
+def _tag_entities(tags: Mapping[str, Any]) -> list[Any]:
+    from mlflow.entities import RunTag
+
+    return [RunTag(k, str(v)[:5000]) for k, v in tags.items()]
+
+
+def _entities(record: ChildRecord) -> tuple[list[Any], list[Any], list[Any]]:
+    """A finished trial's params, tags and metrics as MLflow entities."""
+    from mlflow.entities import Metric, Param
+
+    return ([Param(k, _param_text(v)) for k, v in record.params.items()], _tag_entities(record.tags),
+            [Metric(k, v, ts, step) for k, v, step, ts in record.metrics])
 
 
 def _param_text(value: Any) -> str:
