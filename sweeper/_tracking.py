@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from ._mlflow_bulk import BulkWriter, ChildRun
+from ._mlflow_bulk import BulkWriter, ChildRun, Conflict
 from ._redact import redact_uri
 from .errors import TrackingError
 
@@ -167,6 +167,7 @@ class Tracker:
         self._client: Any = None
         self._bulk: BulkWriter | None = None  # set once the store is open, if it is a SQL store
         self._bulk_created: set[int] = set()  # trials whose RUNNING run the bulk writer made
+        self._bulk_finishes = True  # off once a run was logged to by someone else (a worker)
         #: Called on the writer thread with (trial number, run id) as each child run gets its id.
         self.on_run_id: Callable[[int, str], None] | None = None
 
@@ -313,8 +314,8 @@ class Tracker:
         if kind == "child_start":
             return payload[0] not in self.run_ids
         if kind == "child_end":
-            return not payload.texts and not payload.files and (
-                payload.number not in self.run_ids or payload.number in self._bulk_created)
+            return not payload.texts and not payload.files and (payload.number not in self.run_ids or (
+                payload.number in self._bulk_created and self._bulk_finishes))
         return False
 
     def _take_bulkable(self) -> list[tuple[str, Any]]:
@@ -363,7 +364,10 @@ class Tracker:
         except Exception as exc:  # noqa: BLE001 - rolled back: write them the public way
             _log.debug("bulk write of %d MLflow events failed (%s: %s); writing them one by one",
                        len(events), type(exc).__name__, redact_uri(str(exc)).splitlines()[0][:200])
-            self._bulk = None
+            if isinstance(exc, Conflict):  # objectives log to their runs: finish runs publicly
+                self._bulk_finishes = False
+            else:
+                self._bulk = None
             for kind, payload in events:
                 if kind == "child_end":
                     self._record_child(payload)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import time
 import uuid
+from typing import Any
 
 import pytest
 from conftest import children_runs
@@ -136,9 +137,9 @@ def record(number: int, status: str = "FINISHED") -> ChildRecord:
                        metrics=[("value", number * 1.5, 0, now + 10)], tags={"sweeper.state": status.lower()})
 
 
-def sweep_through(tracker: Tracker, numbers: range, running: set[int]) -> None:
+def sweep_through(tracker: Tracker, numbers: range, running: set[int], while_running: Any = None) -> None:
     """Send starts and ends the way the coordinator does; trials in ``running`` are written
-    RUNNING first (the writer gets their start before their end)."""
+    RUNNING first (the writer gets their start before their end), then ``while_running(run_id)``."""
     tracker.start({"n_trials": len(numbers)}, {}, {})
     tracker.wait_ready()
     for number in numbers:
@@ -148,17 +149,20 @@ def sweep_through(tracker: Tracker, numbers: range, running: set[int]) -> None:
             deadline = time.monotonic() + 30
             while number not in tracker.run_ids and time.monotonic() < deadline:
                 time.sleep(0.01)
+            if while_running is not None:
+                while_running(tracker.run_ids[number])
         tracker.child_finished(record(number))
     tracker.close("FINISHED")
 
 
-def check_children(client, tracker: Tracker, numbers: range) -> None:
+def check_children(client, tracker: Tracker, numbers: range, extra_metrics: Any = None) -> None:
     children = children_runs(client, tracker.parent_run_id)
     by_number = {int(r.data.tags["sweeper.trial_number"]): r for r in children}
     assert sorted(by_number) == list(numbers) and len(children) == len(numbers)  # each exactly once
     for number, run in by_number.items():
         assert run.info.status == "FINISHED" and run.info.run_name == f"trial-{number:04d}"
-        assert run.data.params == {"x": str(number / 10)} and run.data.metrics == {"value": number * 1.5}
+        assert run.data.params == {"x": str(number / 10)}
+        assert run.data.metrics == {"value": number * 1.5, **(extra_metrics or {})}
         assert run.data.tags["sweeper.state"] == "finished" and tracker.run_ids[number] == run.info.run_id
 
 
@@ -187,3 +191,13 @@ def test_a_failed_bulk_transaction_falls_back_to_the_client_and_loses_nothing(
     sweep_through(tracker, range(10), running=set(range(10)))
     assert len(calls) == 3 and tracker._bulk is None and tracker.failures == []
     check_children(client, tracker, range(10))
+
+
+def test_runs_an_objective_logs_to_itself_are_finished_through_the_client(client, tracking_uri, experiment):
+    """A worker's own ``mlflow.log_metric`` into its trial's run makes the bulk finish refuse
+    (Conflict); those runs are then finished the public way, with both sides' data kept."""
+    tracker = Tracker(tracking_uri, experiment, "own-logging")
+    sweep_through(tracker, range(6), running=set(range(6)),
+                  while_running=lambda run_id: client.log_metric(run_id, "epoch_loss", 0.25, step=3))
+    assert tracker._bulk is not None and not tracker._bulk_finishes and tracker.failures == []
+    check_children(client, tracker, range(6), extra_metrics={"epoch_loss": 0.25})
