@@ -10,7 +10,8 @@ table, the best model and the dataset's lineage. Runs in the coordinator after t
 Every step is optional and guarded on its own: a plot that cannot be drawn (one trial, one
 parameter) is left out, and any failure is one warning line on stderr, never a failed sweep.
 It runs after the MLflow writer thread closed, with the sweep lock still held, so it is the
-only writer of both the store and the study. Heavy imports stay inside functions.
+only writer of both the store and the study (the plots, drawn by a forked child while the
+best model is refit and logged, only read the study). Heavy imports stay inside functions.
 """
 
 from __future__ import annotations
@@ -71,22 +72,28 @@ def write_report(cfg: Any, result: Any) -> dict[str, Any]:
     n_complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     logger.info("writing the sweep report to MLflow parent run %s", parent)
     builtin = getattr(cfg, "objective", None) is None and getattr(cfg, "model", None) is not None
-    data = _step("load the dataset", lambda: _load_data(cfg)) if builtin else None
-    if data is not None:
-        report["dataset"] = _step("log the dataset", lambda: log_dataset(client, parent, cfg, *data))
-        interrupted = result.summary.signal is not None
-        if n_complete and len(study.directions) == 1 and not interrupted:
-            model = _step("log the best model", lambda: log_best_model(client, cfg, result, *data))
-            if model is not None:
-                report["model_uri"] = model["model_uri"]
-    with tempfile.TemporaryDirectory(prefix="sweeper-report-") as tmp:
+    importances: dict[str, float] = {}
+    drawing = None
+    with tempfile.TemporaryDirectory(prefix="sweeper-report-") as tmp, contextlib.ExitStack() as stack:
         out = Path(tmp)
-        _step("write trials.csv", lambda: _results.trials_frame(study).to_csv(out / "trials.csv", index=False))
-        importances: dict[str, float] = {}
+        if n_complete >= 2:  # fANOVA compares trials
+            importances = _step("compute parameter importances", lambda: param_importances(study)) or {}
         if n_complete:
-            if n_complete >= 2:  # fANOVA compares trials
-                importances = _step("compute parameter importances", lambda: param_importances(study)) or {}
-            _step("draw plots", lambda: render_plots(study, out / PLOTS_DIR, importances))
+            drawing = _step("start drawing plots", lambda: start_plots(study, out / PLOTS_DIR, importances))
+            if drawing is not None:
+                stack.callback(_stop_plots, drawing)  # Ctrl-C or an error: no child left behind
+        data = _step("load the dataset", lambda: _load_data(cfg)) if builtin else None
+        if data is not None:
+            report["dataset"] = _step("log the dataset", lambda: log_dataset(client, parent, cfg, *data))
+            interrupted = result.summary.signal is not None
+            if n_complete and len(study.directions) == 1 and not interrupted:
+                model = _step("log the best model", lambda: log_best_model(client, cfg, result, *data))
+                if model is not None:
+                    report["model_uri"] = model["model_uri"]
+        _step("write trials.csv", lambda: _results.trials_frame(study).to_csv(out / "trials.csv", index=False))
+        if n_complete:
+            if drawing is None or not _step("draw plots", lambda: finish_plots(drawing)):
+                _step("draw plots", lambda: render_plots(study, out / PLOTS_DIR, importances))
             _step("draw interactive plots", lambda: render_html(study, out / PLOTS_DIR, importances))
             _step("write best.json", lambda: _write_best(study, out / "best.json", report))
         report["artifacts"] = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
@@ -168,6 +175,46 @@ def render_plots(study: Any, out: Path, importances: Mapping[str, float] | None 
             if figure is not None:
                 written.append(path)
     return written
+
+
+def start_plots(study: Any, out: Path, importances: Mapping[str, float]) -> Any | None:
+    """Draw the plots in a forked child process while this one refits and logs the best model:
+    both take 1-2 s, and the machine's cores are idle once the sweep is over. Only where a fork
+    is cheap and safe: on Linux (the child starts in milliseconds with optuna already imported;
+    a spawned one would import optuna and matplotlib again) and while this process has no other
+    thread (one could hold a lock the child needs). Otherwise None: drawn here, in sequence."""
+    import multiprocessing
+    import threading
+
+    if sys.platform != "linux" or threading.active_count() != 1:
+        return None
+    child = multiprocessing.get_context("fork").Process(
+        target=_draw_in_child, args=(study, out, dict(importances)), name="sweeper-plots", daemon=True
+    )
+    child.start()
+    return child
+
+
+def finish_plots(child: Any, timeout_s: float = 300.0) -> bool:
+    """Wait for ``start_plots``' child; False if it failed or hung (then draw them here)."""
+    child.join(timeout_s)
+    if child.is_alive():
+        _stop_plots(child)
+        return False
+    return child.exitcode == 0
+
+
+def _stop_plots(child: Any) -> None:
+    if child.is_alive():
+        child.terminate()
+        child.join(5)
+
+
+def _draw_in_child(study: Any, out: Path, importances: Mapping[str, float]) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    render_plots(study, out, importances)
 
 
 def render_html(study: Any, out: Path, importances: Mapping[str, float] | None = None) -> Path | None:

@@ -316,6 +316,58 @@ def test_plots_leave_the_hosts_matplotlib_settings_alone(tmp_path):
     assert plt.get_fignums() == []
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="plots are drawn in a forked child only on Linux")
+def test_plots_are_drawn_by_a_forked_child_in_a_single_threaded_process(tmp_path):
+    """As the CLI's report does (it forks before any MLflow call starts a thread): the child
+    draws every plot render_plots would, and the parent gets a True from finish_plots."""
+    make_sweep(tmp_path, "fork", values=(0.1, 0.5, 0.4, 0.8, 0.3))
+    script = f"""
+import sys, threading
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from pathlib import Path
+from test_results import make_sweep
+from sweeper import _report
+study = make_sweep(Path({str(tmp_path)!r}), "fork2", values=(0.1, 0.5, 0.4, 0.8, 0.3))
+assert threading.active_count() == 1
+child = _report.start_plots(study, Path({str(tmp_path / "out")!r}), _report.param_importances(study))
+assert child is not None and child.pid is not None
+print(_report.finish_plots(child), child.exitcode)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.split() == ["True", "0"], out.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "contour.png", "intermediate_values.png", "optimization_history.png", "parallel_coordinate.png",
+        "param_importances.png", "slice.png", "timeline.png",
+    ]
+
+
+def test_no_fork_for_plots_while_another_thread_runs(tmp_path):
+    import threading
+
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, daemon=True)
+    other.start()
+    try:
+        assert _report.start_plots(make_sweep(tmp_path, "threads"), tmp_path / "out", {}) is None
+    finally:
+        stop.set()
+        other.join()
+
+
+def test_a_plot_child_that_fails_or_hangs_means_drawing_here():
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    failed = context.Process(target=sys.exit, args=(1,))
+    failed.start()
+    assert _report.finish_plots(failed) is False
+    hung = context.Process(target=time.sleep, args=(60,))
+    hung.start()
+    started = time.monotonic()
+    assert _report.finish_plots(hung, timeout_s=1.0) is False
+    assert not hung.is_alive() and time.monotonic() - started < 30
+
+
 @pytest.mark.parametrize("fmt", ["skops", "cloudpickle"])
 def test_best_model_of_a_tree_ensemble_loads_in_either_format(fmt, tmp_path, monkeypatch, tracking_uri, client, experiment):
     """Forests hold types skops refuses by default: the report trusts the model's own types."""
