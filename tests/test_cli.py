@@ -93,6 +93,23 @@ def test_validate_prints_the_space_and_grid_size(tmp_path):
     assert "grid size: 24" in done.stdout and "kernel: categorical ['rbf', 'linear']" in done.stdout
 
 
+def test_the_program_skips_teardown_but_not_atexit_handlers_or_output(tmp_path):
+    """``main()`` as the whole program ends with os._exit (no ~1 s interpreter teardown), yet
+    atexit handlers still run, buffered output still arrives, and the exit status is kept."""
+    script = (
+        "import atexit, sys\n"
+        "from sweeper import cli\n"
+        "atexit.register(lambda: print('atexit handler ran'))\n"
+        "sys.stdout.write('buffered, no newline')\n"
+        f"sys.argv = ['sweeper', 'validate', {str(tmp_path / 'missing.yaml')!r}]\n"
+        "cli.main()\n"
+        "print('not reached: main() ends the process')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "missing.yaml" in done.stderr
+    assert done.stdout == "buffered, no newlineatexit handler ran\n"
+
+
 def test_user_objective_config_and_exit_1_when_nothing_completes(tmp_path):
     (tmp_path / "myobj.py").write_text(
         "def objective(trial):\n    trial.suggest_float('x', 0, 1)\n    raise RuntimeError('always')\n"
