@@ -19,6 +19,19 @@ if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))  # so workers can import tests/_objectives.py as `_objectives`
 
 
+@pytest.fixture(scope="session", autouse=True)
+def sweeper_cache(tmp_path_factory: pytest.TempPathFactory):
+    """The store template (``sweeper._store_template``) goes to a cache of this session's own,
+    inherited by every CLI subprocess, not to the user's ~/.cache."""
+    before = os.environ.get("SWEEPER_CACHE_DIR")
+    os.environ["SWEEPER_CACHE_DIR"] = str(tmp_path_factory.mktemp("sweeper-cache"))
+    yield Path(os.environ["SWEEPER_CACHE_DIR"])
+    if before is None:
+        os.environ.pop("SWEEPER_CACHE_DIR", None)
+    else:
+        os.environ["SWEEPER_CACHE_DIR"] = before
+
+
 @pytest.fixture(scope="session")
 def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
     return "sqlite:///" + str(tmp_path_factory.mktemp("mlflow") / "mlflow.db")
