@@ -37,6 +37,9 @@ from .errors import TrackingError
 RETRIES = 3
 #: At most this many queued trial starts and ends go into one bulk transaction.
 BULK_EVENTS = 200
+#: After a quiet spell the bulk writer waits this long for more events before it writes: a
+#: trial shorter than that is created once, finished, and a burst is one transaction.
+BULK_GATHER_S = 0.05
 _log = logging.getLogger("sweeper")
 #: The parent's best-so-far and counts are rewritten at most this often (and at the end).
 PROGRESS_INTERVAL_S = 1.0
@@ -301,6 +304,8 @@ class Tracker:
         tag writes are its slowest part, ~2 ms a run on SQLite)."""
         if not self._backlog:
             self._take(self._events.get(timeout=wait_s))
+            if self._bulk is not None and self._backlog[-1][0] in ("child_start", "child_end"):
+                time.sleep(BULK_GATHER_S)
         while True:
             try:
                 self._take(self._events.get_nowait())

@@ -7,6 +7,7 @@ story (parent run, nested children, a plot that loads). Screenshots go to the te
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -17,6 +18,7 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from playwright.sync_api import sync_playwright
 
@@ -71,8 +73,17 @@ class UiProcess:
         return True
 
     def kill(self) -> None:
+        """Also the MLflow server, which `sweeper ui` starts in a session of its own: a test
+        that fails midway must not leave it running."""
+        try:
+            descendants = psutil.Process(self.process.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            descendants = []
         if self.group_alive():
             os.killpg(self.process.pid, signal.SIGKILL)
+        for child in descendants:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
         self.process.wait(timeout=10)
 
 
