@@ -53,9 +53,9 @@ class BulkWriter:
         self._store = store
         self._experiment_id = int(experiment.experiment_id)
         self._artifact_location = experiment.artifact_location
-        self._runs, self._tags, self._params, self._metrics, self._latest = (
-            models.SqlRun.__table__, models.SqlTag.__table__, models.SqlParam.__table__,
-            models.SqlMetric.__table__, models.SqlLatestMetric.__table__)
+        self._tables = (models.SqlRun.__table__, models.SqlTag.__table__, models.SqlParam.__table__,
+                        models.SqlMetric.__table__, models.SqlLatestMetric.__table__)
+        self._runs, self._tags, self._params, self._metrics, self._latest = self._tables
         self._validation = validation
         self._append_to_uri_path = append_to_uri_path
 
@@ -78,28 +78,20 @@ class BulkWriter:
         RUNNING, which get their status, end time, params and metrics, and whose tags are set
         (added or overwritten, like ``set_tag``). ``Conflict`` if one of those is deleted or has
         params or metrics from elsewhere (an objective's own ``mlflow.log_*``)."""
-        runs: list[dict[str, Any]] = []
-        tags: list[dict[str, Any]] = []
-        params: list[dict[str, Any]] = []
-        metrics: list[dict[str, Any]] = []
-        latest: list[dict[str, Any]] = []
-        for run in created:
-            rows = self._rows(run, new=True)
-            runs += rows[0]; tags += rows[1]; params += rows[2]; metrics += rows[3]; latest += rows[4]  # noqa: E702
-        ends: list[dict[str, Any]] = []
-        for run in finished:
-            _, t, p, m, lt = self._rows(run, new=False)
-            ends.append({"b_run": run.run_id, "b_status": run.status, "b_end": run.end_ms})
-            tags += t; params += p; metrics += m; latest += lt  # noqa: E702
+        rows: list[list[dict[str, Any]]] = [[] for _ in self._tables]  # per table, in _tables' order
+        for new, runs in ((True, created), (False, finished)):
+            for run in runs:
+                for table_rows, more in zip(rows, self._rows(run, new=new)):
+                    table_rows.extend(more)
+        ends = [{"b_run": run.run_id, "b_status": run.status, "b_end": run.end_ms} for run in finished]
         try:
-            self._insert(runs, tags, params, metrics, latest, ends)
+            self._insert(rows, ends)
         except Exception as exc:
             if isinstance(exc.__cause__, Conflict):  # MLflow's session wraps what it sees
                 raise exc.__cause__ from None
             raise
 
-    def _insert(self, runs: list[dict[str, Any]], tags: list[dict[str, Any]], params: list[dict[str, Any]],
-                metrics: list[dict[str, Any]], latest: list[dict[str, Any]], ends: list[dict[str, Any]]) -> None:
+    def _insert(self, rows: list[list[dict[str, Any]]], ends: list[dict[str, Any]]) -> None:
         from sqlalchemy import bindparam, delete, select, update
 
         ids = [end["b_run"] for end in ends]
@@ -114,14 +106,14 @@ class BulkWriter:
                         raise Conflict(f"a run to finish already has {table.name}")
                 session.execute(update(self._runs).where(self._runs.c.run_uuid == bindparam("b_run")).values(
                     status=bindparam("b_status"), end_time=bindparam("b_end")), ends)
-                overwritten = [{"b_run": t["run_uuid"], "b_key": t["key"]} for t in tags if t["run_uuid"] in live]
+                overwritten = [{"b_run": t["run_uuid"], "b_key": t["key"]} for t in rows[1] if t["run_uuid"] in live]
                 if overwritten:
+                    tag = self._tags.c
                     session.execute(delete(self._tags).where(
-                        self._tags.c.run_uuid == bindparam("b_run"), self._tags.c.key == bindparam("b_key")), overwritten)
-            for table, rows in ((self._runs, runs), (self._tags, tags), (self._params, params),
-                                (self._metrics, metrics), (self._latest, latest)):
-                if rows:
-                    session.execute(table.insert(), rows)
+                        tag.run_uuid == bindparam("b_run"), tag.key == bindparam("b_key")), overwritten)
+            for table, table_rows in zip(self._tables, rows):
+                if table_rows:
+                    session.execute(table.insert(), table_rows)
 
     def _rows(self, run: ChildRun, *, new: bool) -> tuple[list[dict[str, Any]], ...]:
         """The rows of ``runs``, ``tags``, ``params``, ``metrics`` and ``latest_metrics`` that

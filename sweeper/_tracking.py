@@ -287,9 +287,7 @@ class Tracker:
                 continue
             if kind == "child_start":  # a failure here heals itself: the end creates the run
                 number, start_ms, child_tags = payload
-                ended = self._pending_ends.get(number)
-                if ended is not None:  # already over: one create_run with every tag, at its end
-                    ended.tags = {**child_tags, **ended.tags}
+                if self._fold_into_end(number, child_tags):  # already over: one create_run, at its end
                     continue
                 self._retry(f"start trial {number}", lambda: self._start_child(number, start_ms, child_tags))
             elif kind == "child_end":
@@ -348,9 +346,7 @@ class Tracker:
         for kind, payload in events:
             if kind == "child_start":
                 number, start_ms, tags = payload
-                end = ends.get(number) or self._pending_ends.get(number)
-                if end is not None:
-                    end.tags = {**tags, **end.tags}
+                if self._fold_into_end(number, tags, ends):
                     continue
                 created[number] = ChildRun(
                     uuid.uuid4().hex, _run_name(number), "RUNNING", start_ms, None,
@@ -385,6 +381,16 @@ class Tracker:
             if run.end_ms is None:
                 self._bulk_created.add(number)
             self._remember_run(number, run.run_id)
+
+    def _fold_into_end(
+        self, number: int, tags: dict[str, str], ends: Mapping[int, ChildRecord] | None = None
+    ) -> bool:
+        """A trial whose end is queued too (in ``ends`` or the backlog) gets its start's tags
+        there, and its run is created once, finished; True if so."""
+        end = (ends or {}).get(number) or self._pending_ends.get(number)
+        if end is not None:
+            end.tags = {**tags, **end.tags}
+        return end is not None
 
     def _take(self, event: tuple[str, Any]) -> None:
         self._backlog.append(event)
