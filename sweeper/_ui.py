@@ -6,7 +6,9 @@
     Ctrl-C / SIGTERM --> SIGTERM to the server's process group, SIGKILL after a grace period
 
 The server runs in a new session so a terminal's Ctrl-C reaches only us, and we stop the
-whole group (uvicorn workers, MLflow's job runner) ourselves: nothing is left listening.
+whole group (uvicorn workers, MLflow's job runner) ourselves: nothing is left listening. The
+group's leader is a small guard (``GUARD``) that runs the server and, should ``sweeper ui`` be
+killed outright (SIGKILL: no chance to stop anything), stops the group itself.
 """
 
 from __future__ import annotations
@@ -98,6 +100,30 @@ def check_port(host: str, port: int) -> None:
             ) from None
 
 
+#: The leader of the server's process group: runs the server, exits with its status, and if
+#: its parent (``sweeper ui``) dies, SIGTERMs the group, then SIGKILLs it after a grace period.
+GUARD = """
+import os, signal, subprocess, sys, time
+parent, grace = int(sys.argv[1]), float(sys.argv[2])
+signal.signal(signal.SIGTERM, lambda *_: None)  # a group SIGTERM is for the server; we follow it
+server = subprocess.Popen(sys.argv[3:])
+orphaned = None
+while server.poll() is None:
+    if orphaned is None and os.getppid() != parent:
+        orphaned = time.monotonic()
+        os.killpg(0, signal.SIGTERM)
+    elif orphaned is not None and time.monotonic() - orphaned > grace:
+        os.killpg(0, signal.SIGKILL)
+    time.sleep(0.2)
+sys.exit(128 - server.returncode if server.returncode < 0 else server.returncode)
+"""
+
+
+def guarded(command: list[str], grace_s: float = STOP_GRACE_S) -> list[str]:
+    """``command`` run under ``GUARD``, for this process."""
+    return [sys.executable, "-c", GUARD, str(os.getpid()), str(grace_s), *command]
+
+
 def server_command(uri: str, host: str, port: int) -> list[str]:
     return [
         sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
@@ -124,7 +150,7 @@ def serve(target: UiTarget, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT
     # The UI needs no background job runner (a tree of huey consumers: slow to start on 2 cores).
     env = {**os.environ, "MLFLOW_TRACKING_URI": target.tracking_uri, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     process = subprocess.Popen(
-        server_command(target.tracking_uri, host, port), stdin=subprocess.DEVNULL,
+        guarded(server_command(target.tracking_uri, host, port)), stdin=subprocess.DEVNULL,
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env,
     )
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)

@@ -153,3 +153,22 @@ def test_mlflow_ui_shows_the_parent_its_children_and_a_plot(swept, tmp_path):
             pass  # nothing listens there any more
     finally:
         ui.kill()
+
+
+def test_a_killed_sweeper_ui_takes_its_mlflow_server_with_it(swept):
+    """SIGKILL gives `sweeper ui` no chance to stop the server it started in a session of its
+    own; the guard leading that session notices and stops the whole group."""
+    port = free_port()
+    ui = UiProcess(["digits_svc_grid", "--port", str(port)], cwd=swept)
+    try:
+        ui.wait_for("press Ctrl-C to stop", timeout_s=120)
+        server_tree = psutil.Process(ui.process.pid).children(recursive=True)
+        assert len(server_tree) >= 2  # the guard, the server (and uvicorn)
+        ui.process.kill()
+        ui.process.wait(timeout=10)
+        gone, alive = psutil.wait_procs(server_tree, timeout=30)
+        assert alive == [], [p.cmdline() for p in alive]
+        with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass
+    finally:
+        ui.kill()
