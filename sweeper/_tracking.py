@@ -488,7 +488,7 @@ class Tracker:
         if record.number not in self.run_ids:  # created at its end (short trial, or an outage)
             tags_written = len(record.tags) <= 100
             self._start_child(record.number, record.start_ms,
-                              {k: str(v)[:5000] for k, v in record.tags.items()} if tags_written else {})
+                              {k: _tag_text(v) for k, v in record.tags.items()} if tags_written else {})
         run_id = self.run_ids[record.number]
         params, tags, metrics = _entities(record)
         if tags_written:
@@ -656,7 +656,11 @@ def _run_name(number: int) -> str:
 def _tag_entities(tags: Mapping[str, Any]) -> list[Any]:
     from mlflow.entities import RunTag
 
-    return [RunTag(k, str(v)[:5000]) for k, v in tags.items()]
+    return [RunTag(k, _tag_text(v)) for k, v in tags.items()]
+
+
+def _tag_text(value: Any) -> str:
+    return str(value)[:5000]
 
 
 def _entities(record: ChildRecord) -> tuple[list[Any], list[Any], list[Any]]:

@@ -201,3 +201,23 @@ def test_runs_an_objective_logs_to_itself_are_finished_through_the_client(client
                   while_running=lambda run_id: client.log_metric(run_id, "epoch_loss", 0.25, step=3))
     assert tracker._bulk is not None and not tracker._bulk_finishes and tracker.failures == []
     check_children(client, tracker, range(6), extra_metrics={"epoch_loss": 0.25})
+
+
+def test_a_trial_that_ends_within_the_gather_window_is_created_once_finished(client, tracking_uri, experiment):
+    """The bulk writer waits BULK_GATHER_S after a quiet spell, so a trial whose end follows its
+    start by less than that is one run created finished, not a RUNNING run updated afterwards."""
+    from sweeper._tracking import BULK_GATHER_S
+
+    assert BULK_GATHER_S >= 0.03
+    tracker = Tracker(tracking_uri, experiment, "gather")
+    tracker.start({}, {}, {})
+    tracker.wait_ready()
+    for number in range(4):
+        tracker.child_started(number, int(time.time() * 1000), {"sweeper.trial_number": str(number),
+                                                                  "sweeper.state": "running"})
+        time.sleep(0.01)  # the writer wakes on the start; without the window it would write it alone
+        tracker.child_finished(record(number))
+        time.sleep(0.2)  # a quiet spell before the next trial
+    tracker.close("FINISHED")
+    assert tracker._bulk is not None and tracker._bulk_created == set()
+    check_children(client, tracker, range(4))
