@@ -9,8 +9,9 @@ cache and each later one is a copy of it, with that row set the way MLflow sets 
 
 The cache: ``$SWEEPER_CACHE_DIR``, else ``$XDG_CACHE_HOME/sweeper``, else ``~/.cache/sweeper``;
 one file per MLflow version. ``SWEEPER_STORE_TEMPLATE=0`` turns this off. Any failure leaves
-things as they were without it: MLflow creates the store. Runs on the MLflow writer, where
-mlflow is imported anyway.
+things as they were without it: MLflow creates the store. Copying needs no mlflow import; making
+the template the first time does. The template's schema revision is also what
+``_mlflow_sqlite`` requires of a store before it writes one without MLflow.
 """
 
 from __future__ import annotations
@@ -49,11 +50,29 @@ def seed_store(path: str) -> bool:
             os.unlink(staged)
 
 
-def template() -> Path:
-    """The empty, migrated store for the installed MLflow, made on first use."""
+def _template_path() -> Path:
     from importlib.metadata import version
 
-    path = cache_dir() / f"mlflow-{version('mlflow')}-empty.db"
+    return cache_dir() / f"mlflow-{version('mlflow')}-empty.db"
+
+
+def known_revision() -> str | None:
+    """The schema revision (alembic) of the installed MLflow's empty store, read from the
+    template; None if there is no template yet or it cannot be read."""
+    try:
+        path = _template_path()
+        if not path.exists():
+            return None
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            rows = db.execute("SELECT version_num FROM alembic_version").fetchall()
+    except Exception:  # noqa: BLE001 - no known revision: MLflow opens the store
+        return None
+    return rows[0][0] if len(rows) == 1 else None
+
+
+def template() -> Path:
+    """The empty, migrated store for the installed MLflow, made on first use."""
+    path = _template_path()
     if path.exists():
         return path
     from mlflow import MlflowClient
@@ -75,11 +94,7 @@ def _adopt(path: str) -> None:
     """Give the copied store's Default experiment what MLflow would give a store made here
     and now: ``<artifact root>/0``, the root being MLflow's default (``./mlruns`` from the
     current directory, or a tracking server's own root), and the current time."""
-    from mlflow.tracking._tracking_service import utils
-    from mlflow.utils.uri import append_to_uri_path, resolve_uri_if_local
-
-    root = os.environ.get(utils._SERVER_ARTIFACT_ROOT_ENV_VAR, utils.DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH)
-    location = str(append_to_uri_path(resolve_uri_if_local(root), "0"))
+    location = default_artifact_root().rstrip("/") + "/0"
     now = int(time.time() * 1000)
     with contextlib.closing(sqlite3.connect(path)) as db, db:
         updated = db.execute(
@@ -88,3 +103,13 @@ def _adopt(path: str) -> None:
         ).rowcount
         if updated != 1 or db.execute("SELECT count(*) FROM experiments").fetchone()[0] != 1:
             raise ValueError(f"{path} is not an empty MLflow store")
+
+
+def default_artifact_root() -> str:
+    """MLflow's artifact root for a store opened here without one: a tracking server's own
+    (``_MLFLOW_SERVER_ARTIFACT_ROOT``), else ``./mlruns`` made absolute (as
+    ``mlflow.utils.uri.resolve_uri_if_local`` does on POSIX)."""
+    root = os.environ.get("_MLFLOW_SERVER_ARTIFACT_ROOT") or "./mlruns"
+    if "://" in root or root.startswith("file:"):
+        return root
+    return os.path.abspath(root)

@@ -17,9 +17,9 @@ PACKAGE = Path(sweeper.__file__).parent
 LAYERS = {
     "errors": 0, "_messages": 0, "_redact": 0, "_procs": 0,
     "_yaml": 1, "_space": 1, "trial": 1, "_shared": 1, "_mlflow_bulk": 1,
-    "_store_template": 1,
-    "config": 2, "_tracking": 2, "_study": 2, "_objectives": 2,
-    "_worker": 3, "_results": 3, "_tracker_process": 3,
+    "_store_template": 1, "_mlflow_client": 2, "_mlflow_sqlite": 2,
+    "config": 2, "_tracking": 3, "_study": 2, "_objectives": 2,
+    "_worker": 3, "_results": 3, "_tracker_process": 4,
     "_backends": 4, "_report": 4, "_ui": 4,
     "_coordinator": 5,
     "api": 6,

@@ -1,6 +1,7 @@
-"""The bulk writer (``sweeper._mlflow_bulk``) leaves exactly the rows MLflow's client would, on a
-real SQLite store: every trial is written both ways and everything MLflow reads back is compared.
-And when a bulk transaction fails, the writer falls back to the public API and loses nothing."""
+"""Both bulk writers -- SQLAlchemy's (``sweeper._mlflow_bulk``) and the direct sqlite3 one
+(``sweeper._mlflow_sqlite``) -- leave exactly the rows MLflow's client would, on a real SQLite
+store: every trial is written both ways and everything MLflow reads back is compared. And when
+a bulk transaction fails, the writer falls back to the public API and loses nothing."""
 
 from __future__ import annotations
 
@@ -12,8 +13,13 @@ from typing import Any
 import pytest
 from conftest import children_runs
 
+from sweeper import _store_template
 from sweeper._mlflow_bulk import BulkWriter, ChildRun, Conflict
+from sweeper._mlflow_client import ClientStore
+from sweeper._mlflow_sqlite import SqliteStore
 from sweeper._tracking import ChildRecord, Tracker
+
+WRITERS = ["sqlalchemy", "direct"]
 
 
 def trial_data(now: int):
@@ -51,13 +57,35 @@ def snapshot(client, run_id: str) -> dict:
     }
 
 
-@pytest.fixture
-def store(client, experiment):
+@pytest.fixture(params=WRITERS)
+def store(request, client, tracking_uri, experiment):
     experiment_id = client.create_experiment(experiment)
     parent = client.create_run(experiment_id, run_name="parent").info.run_id
-    bulk = BulkWriter.for_client(client, experiment_id)
-    assert bulk is not None, "a SQLite store must get the bulk writer"
+    if request.param == "sqlalchemy":
+        bulk = BulkWriter.for_client(client, experiment_id)
+    else:
+        _store_template.template()  # what the direct writer checks the store's schema against
+        bulk = SqliteStore.open(tracking_uri)
+        assert bulk is not None, "a store at MLflow's own schema revision must get the direct writer"
+        assert bulk.open_experiment(experiment, None, {}) == experiment_id
+        request.addfinalizer(bulk.close)
+    assert bulk is not None, "a SQLite store must get a bulk writer"
     return client, experiment_id, parent, bulk
+
+
+@pytest.fixture(params=WRITERS)
+def writer(request, monkeypatch):
+    """Which writer a ``Tracker`` on the SQLite store gets: MLflow's client with SQLAlchemy's bulk
+    writer, or the direct one."""
+    if request.param == "sqlalchemy":
+        monkeypatch.setenv("SWEEPER_DIRECT_SQLITE", "0")
+    else:
+        _store_template.template()
+    return request.param
+
+
+def uses(tracker: Tracker, writer: str) -> bool:
+    return isinstance(tracker._store, SqliteStore if writer == "direct" else ClientStore)
 
 
 def test_a_trial_created_finished_is_the_same_run_as_the_clients(store):
@@ -166,16 +194,18 @@ def check_children(client, tracker: Tracker, numbers: range, extra_metrics: Any 
         assert run.data.tags["sweeper.state"] == "finished" and tracker.run_ids[number] == run.info.run_id
 
 
-def test_the_writer_uses_the_bulk_path_on_sqlite_for_running_and_finished_trials(client, tracking_uri, experiment):
+def test_the_writer_uses_the_bulk_path_on_sqlite_for_running_and_finished_trials(
+    client, tracking_uri, experiment, writer
+):
     tracker = Tracker(tracking_uri, experiment, "bulk")
     sweep_through(tracker, range(12), running={0, 5})
-    assert tracker._bulk is not None and tracker.failures == []  # no fallback happened
+    assert uses(tracker, writer) and tracker._bulk is not None and tracker.failures == []  # no fallback
     assert {0, 5} <= tracker._bulk_created
     check_children(client, tracker, range(12))
 
 
 def test_a_failed_bulk_transaction_falls_back_to_the_client_and_loses_nothing(
-    client, tracking_uri, experiment, monkeypatch
+    client, tracking_uri, experiment, monkeypatch, writer
 ):
     calls = []
 
@@ -185,25 +215,26 @@ def test_a_failed_bulk_transaction_falls_back_to_the_client_and_loses_nothing(
             raise RuntimeError("database is locked")
         return real(self, created, finished)
 
-    real = BulkWriter.write
-    monkeypatch.setattr(BulkWriter, "write", fails_on_the_third)
+    bulk_class = SqliteStore if writer == "direct" else BulkWriter
+    real = bulk_class.write
+    monkeypatch.setattr(bulk_class, "write", fails_on_the_third)
     tracker = Tracker(tracking_uri, experiment, "fallback")
     sweep_through(tracker, range(10), running=set(range(10)))
-    assert len(calls) == 3 and tracker._bulk is None and tracker.failures == []
+    assert len(calls) == 3 and tracker._bulk is None and tracker.failures == [] and uses(tracker, writer)
     check_children(client, tracker, range(10))
 
 
-def test_runs_an_objective_logs_to_itself_are_finished_through_the_client(client, tracking_uri, experiment):
+def test_runs_an_objective_logs_to_itself_are_finished_through_the_client(client, tracking_uri, experiment, writer):
     """A worker's own ``mlflow.log_metric`` into its trial's run makes the bulk finish refuse
     (Conflict); those runs are then finished the public way, with both sides' data kept."""
     tracker = Tracker(tracking_uri, experiment, "own-logging")
     sweep_through(tracker, range(6), running=set(range(6)),
                   while_running=lambda run_id: client.log_metric(run_id, "epoch_loss", 0.25, step=3))
-    assert tracker._bulk is not None and not tracker._bulk_finishes and tracker.failures == []
+    assert tracker._bulk is not None and not tracker._bulk_finishes and tracker.failures == [] and uses(tracker, writer)
     check_children(client, tracker, range(6), extra_metrics={"epoch_loss": 0.25})
 
 
-def test_a_trial_that_ends_within_the_gather_window_is_created_once_finished(client, tracking_uri, experiment):
+def test_a_trial_that_ends_within_the_gather_window_is_created_once_finished(client, tracking_uri, experiment, writer):
     """The bulk writer waits BULK_GATHER_S after a quiet spell, so a trial whose end follows its
     start by less than that is one run created finished, not a RUNNING run updated afterwards."""
     from sweeper._tracking import BULK_GATHER_S
@@ -219,5 +250,5 @@ def test_a_trial_that_ends_within_the_gather_window_is_created_once_finished(cli
         tracker.child_finished(record(number))
         time.sleep(0.2)  # a quiet spell before the next trial
     tracker.close("FINISHED")
-    assert tracker._bulk is not None and tracker._bulk_created == set()
+    assert tracker._bulk is not None and tracker._bulk_created == set() and uses(tracker, writer)
     check_children(client, tracker, range(4))
