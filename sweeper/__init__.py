@@ -4,16 +4,35 @@
     study = sweeper.optimize(objective, n_trials=50, n_jobs=4)   # Optuna-style objective(trial)
     study = sweeper.run("configs/digits_rf_tpe.yaml")             # a YAML sweep config
 
-Importing sweeper is cheap: optuna, mlflow and scikit-learn load only when a sweep runs.
+Importing sweeper is cheap: optuna, mlflow and scikit-learn load only when a sweep runs, and
+sweeper's own modules when first used (``sweeper.optimize`` does not load the YAML config
+machinery; a worker or the MLflow writer process, which import a submodule, load neither).
 """
 
-from ._shared import share
-from .api import optimize, run
-from .config import SweepConfig, load_config
+import importlib as _importlib
+from typing import Any as _Any
+
 from .errors import BackendError, ConfigError, SweeperError, TrackingError, TrialPruned
-from .trial import Trial
 
 __version__ = "0.1.0"
+
+#: Public names and the submodule each lives in, imported on first access (PEP 562).
+_LAZY = {"optimize": "api", "run": "api", "SweepConfig": "config", "load_config": "config",
+         "share": "_shared", "Trial": "trial"}
+
+
+def __getattr__(name: str) -> _Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sweeper' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "BackendError",

@@ -290,8 +290,7 @@ class Tracker:
             except queue.Empty:
                 break
         kind, payload = self._backlog.popleft()
-        if kind == "child_end" and self._pending_ends.get(payload.number) is payload:
-            del self._pending_ends[payload.number]
+        self._untake(kind, payload)
         return kind, payload
 
     def _bulkable(self, kind: str, payload: Any) -> bool:
@@ -307,8 +306,7 @@ class Tracker:
         taken: list[tuple[str, Any]] = []
         while self._backlog and len(taken) < BULK_EVENTS and self._bulkable(*self._backlog[0]):
             kind, payload = self._backlog.popleft()
-            if kind == "child_end" and self._pending_ends.get(payload.number) is payload:
-                del self._pending_ends[payload.number]
+            self._untake(kind, payload)
             taken.append((kind, payload))
         return taken
 
@@ -376,6 +374,13 @@ class Tracker:
         self._backlog.append(event)
         if event[0] == "child_end":
             self._pending_ends[event[1].number] = event[1]
+
+    def _untake(self, kind: str, payload: Any) -> None:
+        """``payload`` left the backlog: it is no longer a queued end to fold a start into."""
+        if kind == "child_end":
+            number = payload.number
+            if self._pending_ends.get(number) is payload:
+                del self._pending_ends[number]
 
     def _open(self, params: dict[str, Any], tags: dict[str, str], texts: dict[str, str]) -> None:
         """Open the store -- directly when it is a SQLite store the direct writer knows (no mlflow

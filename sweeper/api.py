@@ -22,18 +22,20 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from . import _study
 from ._backends import Backend, InlineBackend, LocalBackend
 from ._coordinator import Coordinator, SweepPlan, SweepSummary, logger
-from ._report import finalize_sweep
 from ._shared import Publication
 from ._redact import redact_uri
-from ._tracker_process import ProcessTracker
-from ._tracking import Tracker, check_reachable, metric_names, record_of, resolve_tracking_uri
-from .config import SweepConfig, check_config, grid_size, grid_values, import_allowed, load_config
+from ._tracking import check_reachable, metric_names, record_of, resolve_tracking_uri
 from .errors import SweeperError, TrackingError
+
+if TYPE_CHECKING:  # run_config's machinery (YAML, schema) loads when a config runs, not for optimize()
+    from ._tracker_process import ProcessTracker
+    from ._tracking import Tracker
+    from .config import SweepConfig
 
 BUILTIN_OBJECTIVE = "sweeper._objectives:sklearn_objective"
 
@@ -202,7 +204,9 @@ def run_config(
     """``run`` for the CLI: also returns the summary, MLflow ids and whether anything ran."""
     import optuna
 
+    from ._report import finalize_sweep
     from ._space import make_pruner, make_sampler
+    from .config import SweepConfig, check_config, grid_size, grid_values, load_config
 
     if isinstance(config, SweepConfig):
         cfg = config
@@ -277,7 +281,7 @@ def run_config(
             reconcile=_finished_records(study),
             spool_path=str(directory / "spool.jsonl"), on_trial_finished=on_trial_finished,
             capture_output=cfg.capture_output, pids_path=str(directory / "pids.json"),
-            publication=publication, writer_process=not cfg.report,
+            publication=publication, writer_process=_writer_process(cfg),
         )
         if cfg.report:
             finalize_sweep(cfg, result)
@@ -311,8 +315,9 @@ def execute(
     """Run a planned sweep with tracking and signal handling; the seam both APIs share.
 
     MLflow is written from a child process (``writer_process``), off the coordinator's GIL;
-    a caller that uses mlflow itself right after the sweep (the end-of-sweep report) asks for
-    the writer thread instead, so mlflow is imported once, not twice."""
+    a caller that uses mlflow itself right after the sweep (the end-of-sweep report) on a store
+    the writer would open through mlflow too asks for the writer thread instead, so mlflow is
+    imported once, not twice (``_writer_process``)."""
     scratch_dir = None
     if tracking_uri is not None:  # staged artifacts and captured output wait here for upload
         scratch_dir = tempfile.mkdtemp(prefix="sweeper-scratch-")
@@ -321,6 +326,9 @@ def execute(
     if tracking_uri is not None:
         if plan.tracking_required:
             check_reachable(tracking_uri)  # before any worker starts
+        from ._tracker_process import ProcessTracker
+        from ._tracking import Tracker
+
         tracker_class = ProcessTracker if writer_process else Tracker
         tracker = tracker_class(
             tracking_uri, experiment, run_name, parent_run_id=parent_run_id, spool_path=spool_path,
@@ -475,6 +483,14 @@ def _module_of(path: str) -> str:
     return path.partition(":")[0] if ":" in path else path.rpartition(".")[0]
 
 
+def _writer_process(cfg: SweepConfig) -> bool:
+    """The MLflow writer in its own process, unless the report follows on a store that the
+    writer opens through mlflow (not a SQLite store it writes directly): then a writer thread
+    here imports mlflow once for both."""
+    uri = resolve_tracking_uri(cfg.tracking.uri)
+    return not cfg.report or uri.startswith("sqlite:///")
+
+
 def _preload_for(cfg: SweepConfig) -> list[str]:
     """Modules the forkserver imports once for every worker. Only allowlisted ones: this runs
     before ``check_config`` has imported (and so vetted) anything."""
@@ -482,6 +498,8 @@ def _preload_for(cfg: SweepConfig) -> list[str]:
         return [_module_of(cfg.objective)]  # the user named it; check_config imports it too
     assert cfg.model is not None
     modules = ["sweeper._objectives", "sklearn.model_selection", "sklearn.metrics"]
+    from .config import import_allowed
+
     if import_allowed(cfg.model.estimator, cfg):
         modules.append(_module_of(cfg.model.estimator))
     return modules
