@@ -13,7 +13,7 @@ import sweeper
 pytestmark = pytest.mark.timeout(120)
 
 
-def test_sweep_records_one_parent_and_one_child_per_trial(tracking_uri, experiment, client, tmp_path):
+def test_sweep_records_one_parent_and_one_child_per_trial(tracking_uri, experiment, client, tmp_path, writer):
     study = sweeper.optimize(
         "_objectives:logs_everything", n_trials=6, n_jobs=2, sampler="random", seed=0,
         tracking_uri=tracking_uri, experiment=experiment, direction="maximize",

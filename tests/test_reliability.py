@@ -120,7 +120,7 @@ def gone(pids: list[int], timeout_s: float = 8.0) -> list[int]:
     return alive
 
 
-def test_coordinator_sigkill_leaves_no_orphans_and_resume_finishes_the_sweep(tmp_path):
+def test_coordinator_sigkill_leaves_no_orphans_and_resume_finishes_the_sweep(tmp_path, writer):
     path = config(tmp_path, n_trials=12)
     first = Sweep(tmp_path, path)
     first.wait_for("[3/12]")

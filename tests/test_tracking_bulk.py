@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from conftest import children_runs
 
-from sweeper import _store_template
 from sweeper._mlflow_bulk import BulkWriter, ChildRun, Conflict
 from sweeper._mlflow_client import ClientStore
 from sweeper._mlflow_sqlite import SqliteStore
@@ -64,24 +63,12 @@ def store(request, client, tracking_uri, experiment):
     if request.param == "sqlalchemy":
         bulk = BulkWriter.for_client(client, experiment_id)
     else:
-        _store_template.template()  # what the direct writer checks the store's schema against
         bulk = SqliteStore.open(tracking_uri)
         assert bulk is not None, "a store at MLflow's own schema revision must get the direct writer"
         assert bulk.open_experiment(experiment, None, {}) == experiment_id
         request.addfinalizer(bulk.close)
     assert bulk is not None, "a SQLite store must get a bulk writer"
     return client, experiment_id, parent, bulk
-
-
-@pytest.fixture(params=WRITERS)
-def writer(request, monkeypatch):
-    """Which writer a ``Tracker`` on the SQLite store gets: MLflow's client with SQLAlchemy's bulk
-    writer, or the direct one."""
-    if request.param == "sqlalchemy":
-        monkeypatch.setenv("SWEEPER_DIRECT_SQLITE", "0")
-    else:
-        _store_template.template()
-    return request.param
 
 
 def uses(tracker: Tracker, writer: str) -> bool:
