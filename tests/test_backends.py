@@ -1,0 +1,39 @@
+"""The backend's Manager outbox: several waiting messages come back in one round trip, in order."""
+
+from __future__ import annotations
+
+import queue
+import time
+
+import pytest
+
+from sweeper._backends import SweepManager
+from sweeper._messages import WorkerReady
+
+
+def test_the_outbox_hands_over_every_waiting_message_at_once_in_order():
+    with SweepManager() as manager:
+        outbox = manager.Outbox()
+        for worker_id in range(5):
+            outbox.put(WorkerReady(worker_id, 100 + worker_id))
+        assert [m.worker_id for m in outbox.get_all(1.0)] == [0, 1, 2, 3, 4]
+        t0 = time.monotonic()
+        with pytest.raises(queue.Empty):
+            outbox.get_all(0.2)  # nothing waiting: Empty after the timeout, as Queue.get
+        assert time.monotonic() - t0 >= 0.15
+        outbox.put(WorkerReady(7, 1))
+        assert outbox.get(timeout=1.0) == WorkerReady(7, 1)  # the Manager queue it is
+
+
+def test_receive_returns_batched_messages_one_by_one():
+    from sweeper._backends import LocalBackend
+
+    backend = LocalBackend("spawn")
+    backend.start(0)
+    try:
+        for worker_id in range(3):
+            backend._outbox.put(WorkerReady(worker_id, 1))
+        assert [backend.receive(1.0).worker_id for _ in range(3)] == [0, 1, 2]
+        assert backend.receive(0.05) is None
+    finally:
+        backend.close()
