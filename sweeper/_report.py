@@ -10,8 +10,10 @@ table, the best model and the dataset's lineage. Runs in the coordinator after t
 Every step is optional and guarded on its own: a plot that cannot be drawn (one trial, one
 parameter) is left out, and any failure is one warning line on stderr, never a failed sweep.
 It runs after the MLflow writer thread closed, with the sweep lock still held, so it is the
-only writer of both the store and the study (the plots, drawn by a forked child while the
-best model is refit and logged, only read the study). Heavy imports stay inside functions.
+only writer of both the store and the study. On Linux the parameter importances (fANOVA, once)
+and the plots are computed by a child forked first thing, while this process imports mlflow,
+opens the store, logs the dataset and refits and logs the best model: the two cores share the
+report's CPU (the child only reads the study). Heavy imports stay inside functions.
 """
 
 from __future__ import annotations
@@ -62,43 +64,54 @@ def finalize_sweep(cfg: Any, result: Any) -> None:
 def write_report(cfg: Any, result: Any) -> dict[str, Any]:
     """Plots, trials table, dataset lineage and best model on the parent run; returns what was
     written (paths, model URI, dataset) for the caller and the tests."""
-    from mlflow import MlflowClient
     from optuna.trial import TrialState
 
     study, uri, parent = result.study, result.tracking_uri, result.parent_run_id
-    client = MlflowClient(uri)
     report: dict[str, Any] = {"artifacts": [], "model_uri": None, "dataset": None}
     _step("remember the tracking store", lambda: _remember_store(study, uri))
     n_complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     logger.info("writing the sweep report to MLflow parent run %s", parent)
     builtin = getattr(cfg, "objective", None) is None and getattr(cfg, "model", None) is not None
-    importances: dict[str, float] = {}
+    interrupted = result.summary.signal is not None
+    refit = builtin and n_complete > 0 and len(study.directions) == 1 and not interrupted
+    importances: dict[str, float] | None = None if n_complete >= 2 else {}  # fANOVA compares trials
     drawing = None
     with tempfile.TemporaryDirectory(prefix="sweeper-report-") as tmp, contextlib.ExitStack() as stack:
-        out = Path(tmp)
-        if n_complete >= 2:  # fANOVA compares trials
-            importances = _step("compute parameter importances", lambda: param_importances(study)) or {}
-        if n_complete:
-            drawing = _step("start drawing plots", lambda: start_plots(study, out / PLOTS_DIR, importances))
+        out = Path(tmp) / "report"  # uploaded as it is
+        out.mkdir()
+        ranked = Path(tmp) / "importances.json"  # the plot child's importances, for this process
+        if n_complete:  # first, before mlflow is imported: the plot child's work overlaps all the rest
+            drawing = _step("start drawing plots", lambda: start_plots(
+                study, out / PLOTS_DIR, ranked if importances is None else None))
             if drawing is not None:
                 stack.callback(_stop_plots, drawing)  # Ctrl-C or an error: no child left behind
+        with _timed("import mlflow and open the store", indent=""):
+            from mlflow import MlflowClient
+
+            client = MlflowClient(uri)
+            client.get_experiment_by_name("Default")  # the store's first use loads its SQL modules
         data = _step("load the dataset", lambda: _load_data(cfg)) if builtin else None
         if data is not None:
             report["dataset"] = _step("log the dataset", lambda: log_dataset(client, parent, cfg, *data))
-            interrupted = result.summary.signal is not None
-            if n_complete and len(study.directions) == 1 and not interrupted:
+            if refit:
                 model = _step("log the best model", lambda: log_best_model(client, cfg, result, *data))
                 if model is not None:
                     report["model_uri"] = model["model_uri"]
         _step("write trials.csv", lambda: _results.trials_frame(study).to_csv(out / "trials.csv", index=False))
         if n_complete:
-            if drawing is None or not _step("draw plots", lambda: finish_plots(drawing)):
+            drawn = drawing is not None and bool(_step("wait for the plots", lambda: finish_plots(drawing)))
+            if importances is None and drawing is not None:
+                importances = _read_importances(ranked)  # None: the child did not get that far
+            if importances is None:
+                importances = _step("compute parameter importances", lambda: param_importances(study)) or {}
+            if not drawn:
                 _step("draw plots", lambda: render_plots(study, out / PLOTS_DIR, importances))
             _step("draw interactive plots", lambda: render_html(study, out / PLOTS_DIR, importances))
             _step("write best.json", lambda: _write_best(study, out / "best.json", report))
         report["artifacts"] = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
         if report["artifacts"]:
             _step("upload the report", lambda: client.log_artifacts(parent, str(out)))
+    importances = importances or {}
     if importances:
         _step("log importances", lambda: _log_importances(client, parent, importances))
     _step("describe the parent run", lambda: _describe_parent(client, result, report, importances))
@@ -134,6 +147,8 @@ def render_plots(study: Any, out: Path, importances: Mapping[str, float] | None 
     Single objective: optimization history, parameter importances, parallel coordinates, slice
     (top 4 parameters), contour (top 2), timeline, intermediate values (when reported).
     Several objectives: Pareto front, importances, parallel coordinates (first objective), timeline.
+    The importances plot shows ``importances`` when they are given for a single objective (the
+    same seeded fANOVA, not computed twice); else it runs fANOVA itself.
     """
     import warnings
 
@@ -149,14 +164,15 @@ def render_plots(study: Any, out: Path, importances: Mapping[str, float] | None 
     single = len(study.directions) == 1
     first = None if single else (lambda t: t.values[0])
     target_name = _target_names(study)[0]
+    evaluator = (_known_importances(importances) if single and importances and set(importances) == set(names)
+                 else FanovaImportanceEvaluator(seed=0))
     plots: list[tuple[str, Callable[[], Any]]] = []
     if single:
         plots.append(("optimization_history", lambda: vis.plot_optimization_history(study, target_name=target_name)))
     elif len(study.directions) in (2, 3):
         plots.append(("pareto_front", lambda: vis.plot_pareto_front(study, target_names=_target_names(study))))
     if names:
-        plots.append(("param_importances", lambda: vis.plot_param_importances(
-            study, evaluator=FanovaImportanceEvaluator(seed=0))))
+        plots.append(("param_importances", lambda: vis.plot_param_importances(study, evaluator=evaluator)))
         plots.append(("parallel_coordinate", lambda: vis.plot_parallel_coordinate(
             study, params=top[:8], target=first, target_name=target_name)))
     if single and names:
@@ -177,21 +193,50 @@ def render_plots(study: Any, out: Path, importances: Mapping[str, float] | None 
     return written
 
 
-def start_plots(study: Any, out: Path, importances: Mapping[str, float]) -> Any | None:
-    """Draw the plots in a forked child process while this one refits and logs the best model:
-    both take 1-2 s, and the machine's cores are idle once the sweep is over. Only where a fork
-    is cheap and safe: on Linux (the child starts in milliseconds with optuna already imported;
-    a spawned one would import optuna and matplotlib again) and while this process has no other
-    thread (one could hold a lock the child needs). Otherwise None: drawn here, in sequence."""
+def _known_importances(importances: Mapping[str, float]) -> Any:
+    """An Optuna importance evaluator that returns ``importances`` (``param_importances``'
+    result), so the importances plot shows them instead of fitting fANOVA a second time."""
+    from optuna.importance import BaseImportanceEvaluator
+
+    class KnownImportances(BaseImportanceEvaluator):  # type: ignore[misc]
+        def evaluate(self, study: Any, params: Any = None, *, target: Any = None) -> dict[str, float]:
+            wanted = {p: importances[p] for p in (importances if params is None else params)}
+            return dict(sorted(wanted.items(), key=lambda kv: kv[1], reverse=True))
+
+    return KnownImportances()
+
+
+def start_plots(study: Any, out: Path, importances_path: Path | None = None) -> Any | None:
+    """Draw the plots in a forked child process while this one imports mlflow, opens the store,
+    logs the dataset and refits and logs the best model (1.5-2 s, most of it imports): the
+    machine's cores are idle once the sweep is over. With ``importances_path``, the child first
+    computes the parameter importances (``param_importances``) and writes them there as JSON
+    for this process (``_read_importances``): computed once, and off this process' path. Only
+    where a fork is cheap and safe: on Linux (the child starts in milliseconds with optuna
+    already imported; a spawned one would import optuna again) and while this process has no
+    other thread (one could hold a lock the child needs). Otherwise None: computed and drawn
+    here, in sequence.
+
+    Until ``finish_plots`` or ``_stop_plots``, the objects this process had are frozen for the
+    garbage collector (``gc.freeze``): a full collection in either process would otherwise
+    touch every one of them and copy much of the memory the fork shares (0.2-0.4 s of CPU)."""
+    import gc
     import multiprocessing
     import threading
 
     if sys.platform != "linux" or threading.active_count() != 1:
         return None
-    child = multiprocessing.get_context("fork").Process(
-        target=_draw_in_child, args=(study, out, dict(importances)), name="sweeper-plots", daemon=True
+    child: Any = multiprocessing.get_context("fork").Process(
+        target=_draw_in_child, args=(study, out, importances_path), name="sweeper-plots", daemon=True
     )
-    child.start()
+    child.sweeper_frozen = gc.get_freeze_count() == 0  # a host's own freeze is left as it is
+    if child.sweeper_frozen:
+        gc.freeze()
+    try:
+        child.start()
+    except BaseException:
+        _unfreeze(child)
+        raise
     return child
 
 
@@ -201,6 +246,7 @@ def finish_plots(child: Any, timeout_s: float = 300.0) -> bool:
     if child.is_alive():
         _stop_plots(child)
         return False
+    _unfreeze(child)
     return child.exitcode == 0
 
 
@@ -208,13 +254,47 @@ def _stop_plots(child: Any) -> None:
     if child.is_alive():
         child.terminate()
         child.join(5)
+    _unfreeze(child)
 
 
-def _draw_in_child(study: Any, out: Path, importances: Mapping[str, float]) -> None:
+def _unfreeze(child: Any) -> None:
+    import gc
+
+    if getattr(child, "sweeper_frozen", False):
+        child.sweeper_frozen = False
+        gc.unfreeze()
+
+
+def _draw_in_child(study: Any, out: Path, importances_path: Path | None) -> None:
+    """The plot child: exit status 0 when every plot was tried (each failure already one
+    warning line); any other problem is a silent non-zero exit, the parent draws them then."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    render_plots(study, out, importances)
+    try:
+        importances: dict[str, float] = {}
+        if importances_path is not None:
+            importances = _step("compute parameter importances", lambda: param_importances(study)) or {}
+            _write_json(importances_path, importances)
+        render_plots(study, out, importances)
+    except BaseException:  # noqa: BLE001 - reported by the parent, which draws them itself
+        os._exit(1)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(data), encoding="utf-8")
+    os.replace(partial, path)  # the parent sees all of it or nothing
+
+
+def _read_importances(path: Path) -> dict[str, float] | None:
+    """What the plot child wrote (``{}`` when fANOVA failed there: not tried again); None when
+    it wrote nothing."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return {str(k): float(v) for k, v in data.items()} if isinstance(data, dict) else None
 
 
 def render_html(study: Any, out: Path, importances: Mapping[str, float] | None = None) -> Path | None:
@@ -387,7 +467,8 @@ def log_best_model(client: Any, cfg: Any, result: Any, X: Any, y: Any) -> dict[s
         return {"model_uri": parent_tags[BEST_MODEL_URI_TAG], "run_uri": run_uri, "run_id": run_id,
                 "format": None}  # a resumed sweep whose best trial did not change: already logged
     model = build_estimator(cfg.model.estimator, {**cfg.model.params, **best.params}, cap_n_jobs=False)
-    model.fit(X, y)
+    with _timed("refit the best model"):
+        model.fit(X, y)
     example = X.head(5) if hasattr(X, "head") else X[:5]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "integer columns cannot hold missing values"
@@ -396,11 +477,14 @@ def log_best_model(client: Any, cfg: Any, result: Any, X: Any, y: Any) -> dict[s
     requirements = mlflow.sklearn.get_default_pip_requirements(
         include_cloudpickle=fmt == "cloudpickle", include_skops=fmt == "skops"
     ) + _extra_requirements(cfg.model.estimator)
-    trusted = _skops_types(model) if fmt == "skops" else None
+    with _timed("import skops and list the model's types"):
+        trusted = _skops_types(model) if fmt == "skops" else None
     before = client.get_run(run_id).info
     with (
+        _timed("mlflow.sklearn.log_model"),
         _tracking_uri(result.tracking_uri),
         _quiet("mlflow.sklearn", "mlflow.models"),
+        _no_requirement_check(),
         warnings.catch_warnings(),
         mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None),
     ):
@@ -488,6 +572,34 @@ def _extra_requirements(estimator: str) -> list[str]:
         with contextlib.suppress(metadata.PackageNotFoundError):
             return [f"{dist}=={metadata.version(dist)}"]
     return []
+
+
+@contextlib.contextmanager
+def _no_requirement_check() -> Iterator[None]:
+    """Skip MLflow's check of a model's pip requirements against the installed packages for a
+    moment (log_model runs it when it writes them and again when it loads the model back to
+    validate the input example): it first maps every installed distribution to its modules
+    (0.2-0.5 s, the largest part of log_model), and our requirements are the installed
+    versions, pinned, so it could only ever find nothing. Where MLflow has no such function,
+    nothing changes."""
+    import importlib
+
+    name = "warn_dependency_requirement_mismatches"
+    patched = []
+    for module_name in ("mlflow.utils.environment", "mlflow.pyfunc"):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        original = getattr(module, name, None)
+        if callable(original):
+            patched.append((module, original))
+            setattr(module, name, lambda *args, **kwargs: None)
+    try:
+        yield
+    finally:
+        for module, original in patched:
+            setattr(module, name, original)
 
 
 @contextlib.contextmanager
@@ -597,14 +709,23 @@ def _describe_parent(client: Any, result: Any, report: Mapping[str, Any], import
 
 
 def _step(what: str, action: Callable[[], T]) -> T | None:
-    started = time.perf_counter()
     try:
-        return action()
+        with _timed(what, indent=""):
+            return action()
     except Exception as exc:  # noqa: BLE001 - one missing piece of the report is not fatal
         _warn(f"report: could not {what}: {_describe(exc)}")
         return None
+
+
+@contextlib.contextmanager
+def _timed(what: str, indent: str = "  ") -> Iterator[None]:
+    """Wall and CPU time (this process') of a step or a part of one, for SWEEPER_LOG_LEVEL=DEBUG."""
+    started, cpu = time.perf_counter(), time.process_time()
+    try:
+        yield
     finally:
-        logger.debug("report: %s took %.2fs", what, time.perf_counter() - started)
+        logger.debug("report: %s%s took %.2fs (cpu %.2fs)", indent, what,
+                     time.perf_counter() - started, time.process_time() - cpu)
 
 
 def _describe(exc: BaseException) -> str:

@@ -316,29 +316,51 @@ def test_plots_leave_the_hosts_matplotlib_settings_alone(tmp_path):
     assert plt.get_fignums() == []
 
 
+def test_the_importances_plot_shows_the_importances_it_is_given(tmp_path, monkeypatch):
+    """fANOVA runs once per report: render_plots plots the importances computed already."""
+    from optuna.importance import FanovaImportanceEvaluator
+
+    study = make_sweep(tmp_path, "once", values=(0.1, 0.5, 0.4, 0.8, 0.3))
+    importances = _report.param_importances(study)
+
+    def refit(*args, **kwargs):
+        raise AssertionError("fANOVA fitted a second time")
+
+    monkeypatch.setattr(FanovaImportanceEvaluator, "evaluate", refit)
+    written = {p.name for p in _report.render_plots(study, tmp_path / "out", importances)}
+    assert {"param_importances.png", "parallel_coordinate.png", "slice.png", "contour.png"} <= written
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="plots are drawn in a forked child only on Linux")
 def test_plots_are_drawn_by_a_forked_child_in_a_single_threaded_process(tmp_path):
-    """As the CLI's report does (it forks before any MLflow call starts a thread): the child
-    draws every plot render_plots would, and the parent gets a True from finish_plots."""
+    """As the CLI's report does (it forks before mlflow is imported): the child draws every plot
+    render_plots would, computes the importances for the parent, and the parent gets a True
+    from finish_plots (and its objects back for the garbage collector)."""
     make_sweep(tmp_path, "fork", values=(0.1, 0.5, 0.4, 0.8, 0.3))
     script = f"""
-import sys, threading
+import gc, json, sys, threading
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 from pathlib import Path
 from test_results import make_sweep
 from sweeper import _report
 study = make_sweep(Path({str(tmp_path)!r}), "fork2", values=(0.1, 0.5, 0.4, 0.8, 0.3))
 assert threading.active_count() == 1
-child = _report.start_plots(study, Path({str(tmp_path / "out")!r}), _report.param_importances(study))
-assert child is not None and child.pid is not None
+ranked = Path({str(tmp_path / "importances.json")!r})
+assert _report._read_importances(ranked) is None
+child = _report.start_plots(study, Path({str(tmp_path / "out")!r}), ranked)
+assert child is not None and child.pid is not None and gc.get_freeze_count() > 0
 print(_report.finish_plots(child), child.exitcode)
+assert gc.get_freeze_count() == 0
+assert _report._read_importances(ranked) == _report.param_importances(study)
 """
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0 and out.stdout.split() == ["True", "0"], out.stderr
+    assert out.stderr == ""
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "contour.png", "intermediate_values.png", "optimization_history.png", "parallel_coordinate.png",
         "param_importances.png", "slice.png", "timeline.png",
     ]
+    assert all(p.read_bytes()[:8] == PNG for p in (tmp_path / "out").iterdir())
 
 
 def test_no_fork_for_plots_while_another_thread_runs(tmp_path):
@@ -348,7 +370,7 @@ def test_no_fork_for_plots_while_another_thread_runs(tmp_path):
     other = threading.Thread(target=stop.wait, daemon=True)
     other.start()
     try:
-        assert _report.start_plots(make_sweep(tmp_path, "threads"), tmp_path / "out", {}) is None
+        assert _report.start_plots(make_sweep(tmp_path, "threads"), tmp_path / "out") is None
     finally:
         stop.set()
         other.join()
@@ -397,6 +419,20 @@ def test_best_model_of_a_tree_ensemble_loads_in_either_format(fmt, tmp_path, mon
         mlflow.set_tracking_uri(None)
     assert model.max_depth == 3 and (model.predict(X) == y).mean() > 0.9
     assert client.get_run(parent).data.tags[_report.BEST_MODEL_URI_TAG] == logged["model_uri"]
+
+
+def test_mlflows_requirement_check_is_skipped_only_for_a_moment():
+    """Our pip requirements are the installed versions, pinned: log_model need not map every
+    installed distribution to check them (the check is back afterwards)."""
+    import mlflow.pyfunc
+    from mlflow.utils import environment
+
+    originals = [m.warn_dependency_requirement_mismatches for m in (environment, mlflow.pyfunc)]
+    with _report._no_requirement_check():
+        for module, original in zip((environment, mlflow.pyfunc), originals):
+            assert module.warn_dependency_requirement_mismatches is not original
+            assert module.warn_dependency_requirement_mismatches(["scikit-learn==0.0.1"]) is None
+    assert [m.warn_dependency_requirement_mismatches for m in (environment, mlflow.pyfunc)] == originals
 
 
 def test_dataset_lineage_for_a_file_and_a_generator(tmp_path, client, experiment):
