@@ -495,7 +495,8 @@ def log_best_model(client: Any, cfg: Any, result: Any, X: Any, y: Any) -> dict[s
         )
     # Reopening the run set it RUNNING then FINISHED "now": give it back its own end.
     client.set_terminated(run_id, before.status, end_time=before.end_time)
-    _step("untag the previous best", lambda: _untag_previous_best(client, result.parent_run_id, run_id))
+    if parent_tags.get(BEST_MODEL_URI_TAG):  # a model was logged before (a resumed sweep): untag it
+        _step("untag the previous best", lambda: _untag_previous_best(client, result.parent_run_id, run_id))
     client.set_tag(run_id, "sweeper.best_model", "true")
     client.set_tag(result.parent_run_id, BEST_MODEL_URI_TAG, info.model_uri)
     client.set_tag(result.parent_run_id, BEST_MODEL_RUN_URI_TAG, run_uri)

@@ -18,6 +18,7 @@ terminal reaches only the coordinator, which then closes the writer in order.
 
 from __future__ import annotations
 
+import collections
 import os
 import pickle
 import queue
@@ -181,16 +182,29 @@ class ProcessTracker:
     # --- pipes ------------------------------------------------------------------------------------
 
     def _send(self) -> None:
+        """Everything queued goes in one frame (a list of messages): one pickle and one write
+        however many trials ended meanwhile, and only the latest parent progress of them --
+        this thread shares the coordinator's GIL."""
         assert self._proc is not None and self._proc.stdin is not None
         stdin = self._proc.stdin
-        while True:
-            message = self._outbox.get()
-            if message is None:
-                break
+        done = False
+        while not done:
+            batch = [self._outbox.get()]
+            while True:
+                try:
+                    batch.append(self._outbox.get_nowait())
+                except queue.Empty:
+                    break
+            if None in batch:
+                done, batch = True, batch[: batch.index(None)]
+            batch = _latest_progress_only(batch)
+            if not batch:
+                continue
             try:
-                write_frame(stdin, message)
+                write_frame(stdin, batch)
             except (BrokenPipeError, OSError):  # the child is gone: keep what it will never write
-                self._spool_unsent(message)
+                for message in batch:
+                    self._spool_unsent(message)
         try:
             stdin.close()
         except OSError:
@@ -234,6 +248,13 @@ class ProcessTracker:
             self._closed.set()
 
 
+def _latest_progress_only(batch: list[Any]) -> list[Any]:
+    """``batch`` with every parent-progress update but its last one left out (each replaces the
+    one before; the writer coalesces them too)."""
+    last = max((i for i, (kind, _) in enumerate(batch) if kind == "progress"), default=None)
+    return [m for i, m in enumerate(batch) if m[0] != "progress" or i == last]
+
+
 # --- the child --------------------------------------------------------------------------------------
 
 
@@ -243,9 +264,9 @@ def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator decides when to stop
     incoming = sys.stdin.buffer
     first = read_frame(incoming)
-    if first is None:
+    if not first:
         return 0
-    init = first[1]
+    (_, init), pending = first[0], collections.deque(first[1:])
     reply_lock = threading.Lock()
 
     def reply(message: Any) -> None:
@@ -267,11 +288,14 @@ def main() -> int:
         pass
     reply(("ready", (tracker.parent_run_id, tracker.experiment_id, tracker.start_error)))
     while True:
-        message = read_frame(incoming)
-        if message is None:  # the coordinator died: write what arrived, leave the parent RUNNING
-            tracker.close("", end_parent=False)
-            return 0
-        kind, payload = message
+        if not pending:
+            frame = read_frame(incoming)
+            if frame is None:  # the coordinator died: write what arrived, leave the parent RUNNING
+                tracker.close("", end_parent=False)
+                return 0
+            pending.extend(frame)
+            continue
+        kind, payload = pending.popleft()
         if kind == "child_start":
             tracker.child_started(*payload)
         elif kind == "child_end":
