@@ -27,6 +27,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Mapping
 from typing import IO, Any
 
@@ -226,9 +227,8 @@ class ProcessTracker:
             if message is None:
                 break
             kind, payload = message
-            if kind == "run_id":
-                number, run_id = payload
-                self.run_ids[number] = run_id
+            if kind == "run_ids":
+                self.run_ids.update(payload)
             elif kind == "ready":
                 self.parent_run_id, self.experiment_id, self._start_error = payload
                 self._ready.set()
@@ -246,6 +246,36 @@ class ProcessTracker:
                 self._ready.set()
             self.failures.append(f"{what}; the trials it had not written are in the spool file")
             self._closed.set()
+
+
+class _RunIdReplies:
+    """Run ids go back to the coordinator a burst at a time (a bulk write makes dozens at once):
+    each reply wakes the coordinator's receiver thread, which shares its GIL. ``GATHER_S`` is
+    the most a run id waits; ``close``'s reply carries every id anyway."""
+
+    GATHER_S = 0.02
+
+    def __init__(self, reply: Any) -> None:
+        self._reply = reply
+        self._pending: dict[int, str] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        threading.Thread(target=self._flush_forever, name="sweeper-run-id-replies", daemon=True).start()
+
+    def add(self, number: int, run_id: str) -> None:
+        with self._lock:
+            self._pending[number] = run_id
+        self._wake.set()
+
+    def _flush_forever(self) -> None:
+        while True:
+            self._wake.wait()
+            time.sleep(self.GATHER_S)
+            self._wake.clear()
+            with self._lock:
+                batch, self._pending = self._pending, {}
+            if batch:
+                self._reply(("run_ids", batch))
 
 
 def _latest_progress_only(batch: list[Any]) -> list[Any]:
@@ -280,7 +310,7 @@ def main() -> int:
         init["uri"], init["experiment"], init["run_name"], parent_run_id=init["parent_run_id"],
         spool_path=init["spool_path"], reconcile=init["reconcile"], start_ms=init["start_ms"],
     )
-    tracker.on_run_id = lambda number, run_id: reply(("run_id", (number, run_id)))
+    tracker.on_run_id = _RunIdReplies(reply).add
     tracker.start(init["params"], init["tags"], init["texts"])
     try:
         tracker.wait_ready(READY_TIMEOUT_S)

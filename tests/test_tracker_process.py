@@ -21,3 +21,24 @@ def test_frames_round_trip_and_end_cleanly():
     assert read_frame(stream) == [("child_end", 1), ("close", None)]
     assert read_frame(stream) == [("init", {"uri": "sqlite:///x"})]
     assert read_frame(stream) is None  # the coordinator's end of the pipe closed
+
+
+def test_run_ids_go_back_a_burst_at_a_time():
+    import threading
+    import time
+
+    from sweeper._tracker_process import _RunIdReplies
+
+    sent, arrived = [], threading.Event()
+
+    def reply(message):
+        sent.append(message)
+        arrived.set()
+
+    replies = _RunIdReplies(reply)
+    for number in range(20):
+        replies.add(number, f"run{number}")
+    assert arrived.wait(5)
+    time.sleep(2 * _RunIdReplies.GATHER_S)
+    assert sent[0][0] == "run_ids" and len(sent) <= 2  # one reply for the burst (two at worst)
+    assert {k: v for _, batch in sent for k, v in batch.items()} == {n: f"run{n}" for n in range(20)}
