@@ -334,8 +334,8 @@ def test_the_importances_plot_shows_the_importances_it_is_given(tmp_path, monkey
 @pytest.mark.skipif(sys.platform != "linux", reason="plots are drawn in a forked child only on Linux")
 def test_plots_are_drawn_by_a_forked_child_in_a_single_threaded_process(tmp_path):
     """As the CLI's report does (it forks before mlflow is imported): the child draws every plot
-    render_plots would, computes the importances for the parent, and the parent gets a True
-    from finish_plots (and its objects back for the garbage collector)."""
+    render_plots would, computes the importances and writes the trials table for the parent, and
+    the parent gets a True from finish_plots (and its objects back for the garbage collector)."""
     make_sweep(tmp_path, "fork", values=(0.1, 0.5, 0.4, 0.8, 0.3))
     script = f"""
 import gc, json, sys, threading
@@ -347,11 +347,14 @@ study = make_sweep(Path({str(tmp_path)!r}), "fork2", values=(0.1, 0.5, 0.4, 0.8,
 assert threading.active_count() == 1
 ranked = Path({str(tmp_path / "importances.json")!r})
 assert _report._read_importances(ranked) is None
-child = _report.start_plots(study, Path({str(tmp_path / "out")!r}), ranked)
+table = Path({str(tmp_path / "trials.csv")!r})
+child = _report.start_plots(study, Path({str(tmp_path / "out")!r}), ranked, table_path=table)
 assert child is not None and child.pid is not None and gc.get_freeze_count() > 0
 print(_report.finish_plots(child), child.exitcode)
 assert gc.get_freeze_count() == 0
 assert _report._read_importances(ranked) == _report.param_importances(study)
+from sweeper import _results
+assert table.read_text() == _results.trials_frame(study).to_csv(index=False)
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0 and out.stdout.split() == ["True", "0"], out.stderr
