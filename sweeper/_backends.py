@@ -68,7 +68,7 @@ class SweepManager(multiprocessing.managers.SyncManager):
     """A ``multiprocessing.Manager()`` (SyncManager) that also serves the ``Outbox``."""
 
 
-SweepManager.register("Outbox", Outbox, exposed=("put", "get", "get_nowait", "get_all", "qsize", "empty"))
+SweepManager.register("Outbox", Outbox, exposed=("put", "get", "get_all"))
 
 
 def _manager_init(coordinator_pid: int) -> None:

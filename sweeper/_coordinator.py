@@ -4,7 +4,7 @@
                                               | Suggest / Report / ShouldPrune / Metrics
     study.tell() <--TrialFinished-- outbox <--+ (one shared Manager queue)
          |
-         +--> Tracker (writer thread) --> MLflow parent run + one child run per trial
+         +--> Tracker (writer process or thread) --> MLflow parent run + one child run per trial
 
 A single-threaded loop, no locks: keep every idle worker busy (no batch barrier), handle one
 message at a time, notice dead workers and overdue trials, and send *every* ending (result,

@@ -35,7 +35,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from . import _store_template
-from ._mlflow_bulk import ChildRun, Conflict, Metric, Param, RunTag, child_rows, sanitized
+from ._mlflow_bulk import ChildRun, Conflict, Metric, Param, RunTag, child_rows
 
 MLFLOW_PARENT_RUN_ID = "mlflow.parentRunId"
 MLFLOW_RUN_NAME = "mlflow.runName"
@@ -158,19 +158,16 @@ class SqliteStore:
 
     def write(self, created: Sequence[ChildRun], finished: Sequence[ChildRun]) -> None:
         """``_mlflow_bulk.BulkWriter.write``, with sqlite3: all of it in one transaction, or
-        nothing. ``Conflict`` if a run to finish is deleted or was logged to by someone else."""
+        nothing. ``Conflict`` if a run to finish is deleted or was logged to by someone else.
+        (``create_run`` calls ``_write`` itself: this is the bulk writer's entry point, which the
+        writer stops using after a failed batch without giving up this store.)"""
         self._write(created, finished)
 
     def _write(self, created: Sequence[ChildRun], finished: Sequence[ChildRun]) -> None:
-        if self._experiment_id is None:
-            raise Unsupported("no experiment opened")
         rows: list[list[dict[str, Any]]] = [[] for _ in _TABLES]
         for new, runs in ((True, created), (False, finished)):
             for run in runs:
-                built = child_rows(run, new=new, experiment_id=self._experiment_id,
-                                   artifact_root=self._artifact_location, validate=validate_batch,
-                                   run_tag=RunTag, join=_append)
-                for table_rows, more in zip(rows, built):
+                for table_rows, more in zip(rows, self._rows(run, new=new)):
                     table_rows.extend(more)
         ids = [run.run_id for run in finished]
         with self._transaction() as db:
@@ -198,34 +195,38 @@ class SqliteStore:
                   tags: Sequence[RunTag] = ()) -> None:
         """``MlflowClient.log_batch`` on an active run: new params, tags set (added or
         overwritten), metrics appended (an exact repeat kept once) and the latest of each key
-        kept in ``latest_metrics`` as MLflow keeps it."""
-        metrics, params, tags = validate_batch(list(metrics), list(params), list(tags))
+        kept in ``latest_metrics`` as MLflow keeps it. The rows are ``child_rows``'."""
         if any(t.key == MLFLOW_RUN_NAME for t in tags):
             raise Unsupported("renaming a run")
+        try:
+            _, tag_rows, param_rows, metric_rows, latest_rows = self._rows(
+                ChildRun(run_id, "", "RUNNING", 0, None, params, tags, metrics), new=False)
+        except ValueError as exc:  # a tag given twice: MLflow's client decides what that means
+            raise Unsupported(str(exc)) from None
         with self._transaction() as db:
             self._check_active(db, run_id)
-            for p in params:
-                old = db.execute("SELECT value FROM params WHERE run_uuid = ? AND key = ?", (run_id, p.key)).fetchone()
-                if old is not None and old[0] != p.value:
-                    raise Unsupported(f"param {p.key!r} changes value")  # MLflow refuses, in its words
-            db.executemany("INSERT OR IGNORE INTO params (key, value, run_uuid) VALUES (?, ?, ?)",
-                           [(p.key, p.value, run_id) for p in params])
-            db.executemany("INSERT OR REPLACE INTO tags (key, value, run_uuid) VALUES (?, ?, ?)",
-                           [(t.key, t.value, run_id) for t in tags])
-            latest: dict[str, tuple[int, int, float, bool]] = {}
-            for m in metrics:
-                is_nan, value = sanitized(m.value)
-                db.execute("INSERT OR IGNORE INTO metrics (key, value, timestamp, run_uuid, step, is_nan) "
-                           "VALUES (?, ?, ?, ?, ?, ?)", (m.key, value, m.timestamp, run_id, m.step, is_nan))
-                entry = (m.step, m.timestamp, value, is_nan)
-                if m.key not in latest or entry[:3] > latest[m.key][:3]:
-                    latest[m.key] = entry
-            for key, (step, timestamp, value, is_nan) in latest.items():
+            for p in param_rows:
+                old = db.execute("SELECT value FROM params WHERE run_uuid = ? AND key = ?", (run_id, p["key"])).fetchone()
+                if old is not None and old[0] != p["value"]:
+                    raise Unsupported(f"param {p['key']!r} changes value")  # MLflow refuses, in its words
+            db.executemany("INSERT OR IGNORE INTO params (key, value, run_uuid) VALUES (:key, :value, :run_uuid)",
+                           param_rows)
+            db.executemany("INSERT OR REPLACE INTO tags (key, value, run_uuid) VALUES (:key, :value, :run_uuid)",
+                           tag_rows)
+            db.executemany("INSERT OR IGNORE INTO metrics (key, value, timestamp, run_uuid, step, is_nan) "
+                           "VALUES (:key, :value, :timestamp, :run_uuid, :step, :is_nan)", metric_rows)
+            for row in latest_rows:
                 old = db.execute("SELECT step, timestamp, value FROM latest_metrics WHERE run_uuid = ? AND key = ?",
-                                 (run_id, key)).fetchone()
-                if old is None or (step, timestamp, value) > tuple(old):
+                                 (run_id, row["key"])).fetchone()
+                if old is None or (row["step"], row["timestamp"], row["value"]) > tuple(old):
                     db.execute("INSERT OR REPLACE INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) "
-                               "VALUES (?, ?, ?, ?, ?, ?)", (key, value, timestamp, step, is_nan, run_id))
+                               "VALUES (:key, :value, :timestamp, :step, :is_nan, :run_uuid)", row)
+
+    def _rows(self, run: ChildRun, *, new: bool) -> tuple[list[dict[str, Any]], ...]:
+        if self._experiment_id is None:
+            raise Unsupported("no experiment opened")
+        return child_rows(run, new=new, experiment_id=self._experiment_id, artifact_root=self._artifact_location,
+                          validate=validate_batch, run_tag=RunTag, join=_append)
 
     def bulk_writer(self) -> SqliteStore:
         return self

@@ -9,7 +9,7 @@ table, the best model and the dataset's lineage. Runs in the coordinator after t
 
 Every step is optional and guarded on its own: a plot that cannot be drawn (one trial, one
 parameter) is left out, and any failure is one warning line on stderr, never a failed sweep.
-It runs after the MLflow writer thread closed, with the sweep lock still held, so it is the
+It runs after the MLflow writer closed, with the sweep lock still held, so it is the
 only writer of both the store and the study. On Linux the parameter importances (fANOVA, once)
 and the plots are computed by a child forked first thing, while this process imports mlflow,
 opens the store, logs the dataset and refits and logs the best model: the two cores share the
