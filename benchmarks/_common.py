@@ -100,7 +100,7 @@ def prepare_machine() -> None:
 
     for folder in ("sweeper", "benchmarks"):
         compileall.compile_dir(str(REPO / folder), quiet=1, maxlevels=0)
-    from sweeper import _store_template
+    from sweeper.tracking import template as _store_template
 
     _store_template.template()
 

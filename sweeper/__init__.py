@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 
 #: Public names and the submodule each lives in, imported on first access (PEP 562).
 _LAZY = {"optimize": "api", "run": "api", "SweepConfig": "config", "load_config": "config",
-         "share": "_shared", "Trial": "trial"}
+         "share": "workers.shared", "Trial": "workers.trial"}
 
 
 def __getattr__(name: str) -> _Any:

@@ -24,20 +24,20 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from . import _study
-from ._backends import Backend, InlineBackend, LocalBackend
-from ._coordinator import Coordinator, SweepPlan, SweepSummary, logger
-from ._shared import Publication
+from .engine import study as _study
+from .workers.local import Backend, InlineBackend, LocalBackend
+from .engine.coordinator import Coordinator, SweepPlan, SweepSummary, logger
+from .workers.shared import Publication
 from ._redact import redact_uri
-from ._tracking import check_reachable, metric_names, record_of, resolve_tracking_uri
+from .tracking.writer import check_reachable, metric_names, record_of, resolve_tracking_uri
 from .errors import SweeperError, TrackingError
 
 if TYPE_CHECKING:  # run_config's machinery (YAML, schema) loads when a config runs, not for optimize()
-    from ._tracker_process import ProcessTracker
-    from ._tracking import Tracker
+    from .tracking.process import ProcessTracker
+    from .tracking.writer import Tracker
     from .config import SweepConfig
 
-BUILTIN_OBJECTIVE = "sweeper._objectives:sklearn_objective"
+BUILTIN_OBJECTIVE = "sweeper.objectives.sklearn:sklearn_objective"
 
 
 @dataclass
@@ -122,7 +122,7 @@ def optimize(
         ...     return (trial.suggest_float("x", -10, 10) - 2) ** 2
         >>> study = sweeper.optimize(objective, n_trials=20, n_jobs=2)
     """
-    from ._worker import _CALLABLES
+    from .workers.worker import _CALLABLES
 
     if n_trials is None and timeout is None:
         raise SweeperError("give n_trials or timeout, or the sweep would never end")
@@ -139,7 +139,7 @@ def optimize(
 
     import optuna
 
-    from ._space import make_pruner, make_sampler
+    from .config.space import make_pruner, make_sampler
 
     name = study_name or "sweep-" + _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     study = optuna.create_study(
@@ -204,8 +204,8 @@ def run_config(
     """``run`` for the CLI: also returns the summary, MLflow ids and whether anything ran."""
     import optuna
 
-    from ._report import finalize_sweep
-    from ._space import make_pruner, make_sampler
+    from .report.report import finalize_sweep
+    from .config.space import make_pruner, make_sampler
     from .config import SweepConfig, check_config, grid_size, grid_values, load_config
 
     if isinstance(config, SweepConfig):
@@ -326,8 +326,8 @@ def execute(
     if tracking_uri is not None:
         if plan.tracking_required:
             check_reachable(tracking_uri)  # before any worker starts
-        from ._tracker_process import ProcessTracker
-        from ._tracking import Tracker
+        from .tracking.process import ProcessTracker
+        from .tracking.writer import Tracker
 
         tracker_class = ProcessTracker if writer_process else Tracker
         tracker = tracker_class(
@@ -497,7 +497,7 @@ def _preload_for(cfg: SweepConfig) -> list[str]:
     if cfg.objective is not None:
         return [_module_of(cfg.objective)]  # the user named it; check_config imports it too
     assert cfg.model is not None
-    modules = ["sweeper._objectives", "sklearn.model_selection", "sklearn.metrics"]
+    modules = ["sweeper.objectives.sklearn", "sklearn.model_selection", "sklearn.metrics"]
     from .config import import_allowed
 
     if import_allowed(cfg.model.estimator, cfg):
@@ -510,7 +510,7 @@ def _builtin_kwargs(
 ) -> dict[str, Any]:
     import numpy as np
 
-    from ._objectives import load_dataset
+    from .objectives.sklearn import load_dataset
 
     assert cfg.model is not None and cfg.data is not None
     data: dict[str, Any] = {

@@ -173,7 +173,7 @@ def _register(result: Any, name: str | None) -> int:
     """``run --register NAME``: the best model the report logged goes into the model registry."""
     if not name:
         return 0
-    from ._report import register_best_model
+    from .report.report import register_best_model
 
     if not result.tracking_uri or not result.parent_run_id:
         print("sweeper: error: --register: this sweep has no MLflow parent run", file=sys.stderr)
@@ -188,7 +188,7 @@ def _register(result: Any, name: str | None) -> int:
 
 
 def _ls(args: argparse.Namespace) -> int:
-    from ._results import format_ls, list_sweeps
+    from .results import format_ls, list_sweeps
 
     rows = list_sweeps(args.dir)
     print(_json(rows) if args.json else format_ls(rows, args.dir))
@@ -196,7 +196,7 @@ def _ls(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from ._results import format_status, sweep_status
+    from .results import format_status, sweep_status
 
     status = sweep_status(args.dir, args.name)
     print(_json(status) if args.json else format_status(status))
@@ -204,7 +204,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _best(args: argparse.Namespace) -> int:
-    from ._results import best_of, format_best
+    from .results import best_of, format_best
 
     best = best_of(args.dir, args.name)
     print(_json(best) if args.json else format_best(best))
@@ -212,7 +212,7 @@ def _best(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from ._results import export_csv
+    from .results import export_csv
 
     rows = export_csv(args.dir, args.name, args.csv)
     if args.csv != "-":
@@ -221,7 +221,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _ui(args: argparse.Namespace) -> int:
-    from ._ui import resolve_target, serve
+    from .ui import resolve_target, serve
 
     target = resolve_target(args.name, args.dir, args.tracking_uri)
     return serve(target, host=args.host, port=args.port)
@@ -304,7 +304,7 @@ def _clock(seconds: float) -> str:
 def _print_results(result: Any, top: int) -> None:
     from optuna.trial import TrialState
 
-    from ._study import run_id_of
+    from .engine.study import run_id_of
 
     study, summary = result.study, result.summary
     print(
@@ -335,7 +335,7 @@ def _print_results(result: Any, top: int) -> None:
 
 
 def _print_mlflow(result: Any) -> None:
-    from ._tracking import mlflow_ui_command
+    from .tracking.writer import mlflow_ui_command
 
     if result.tracking_uri:
         print(f"\nMLflow experiment {result.experiment!r}, parent run {result.parent_run_id}")

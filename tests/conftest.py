@@ -21,13 +21,13 @@ if str(TESTS) not in sys.path:
 
 @pytest.fixture(scope="session", autouse=True)
 def sweeper_cache(tmp_path_factory: pytest.TempPathFactory):
-    """The store template (``sweeper._store_template``) goes to a cache of this session's own,
+    """The store template (``sweeper.tracking.template``) goes to a cache of this session's own,
     inherited by every CLI subprocess, not to the user's ~/.cache. It is made up front, as the
     first sweep on a machine makes it, so every sweep's MLflow writer is the direct SQLite one
     (``writer`` runs a test through MLflow's client too), whatever order the tests run in."""
     before = os.environ.get("SWEEPER_CACHE_DIR")
     os.environ["SWEEPER_CACHE_DIR"] = str(tmp_path_factory.mktemp("sweeper-cache"))
-    from sweeper import _store_template
+    from sweeper.tracking import template as _store_template
 
     _store_template.template()
     yield Path(os.environ["SWEEPER_CACHE_DIR"])
@@ -40,7 +40,7 @@ def sweeper_cache(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(params=["sqlalchemy", "direct"])
 def writer(request, monkeypatch) -> str:
     """Which MLflow writer a sweep on a SQLite store gets: MLflow's client (with SQLAlchemy's bulk
-    writer) or the direct sqlite3 one (``sweeper._mlflow_sqlite``); CLI subprocesses inherit it."""
+    writer) or the direct sqlite3 one (``sweeper.tracking.sqlite_store``); CLI subprocesses inherit it."""
     if request.param == "sqlalchemy":
         monkeypatch.setenv("SWEEPER_DIRECT_SQLITE", "0")
     else:

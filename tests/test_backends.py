@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from sweeper._backends import SweepManager
-from sweeper._messages import WorkerReady
+from sweeper.workers.local import SweepManager
+from sweeper.workers.messages import WorkerReady
 
 
 def test_the_outbox_hands_over_every_waiting_message_at_once_in_order():
@@ -26,7 +26,7 @@ def test_the_outbox_hands_over_every_waiting_message_at_once_in_order():
 
 
 def test_receive_returns_batched_messages_one_by_one():
-    from sweeper._backends import LocalBackend
+    from sweeper.workers.local import LocalBackend
 
     backend = LocalBackend("spawn")
     backend.start(0)

@@ -9,7 +9,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.svm import SVC
 
 import sweeper
-from sweeper._objectives import build_estimator
+from sweeper.objectives.sklearn import build_estimator
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -34,7 +34,7 @@ def kwargs(data_kwargs=None, **evaluation):
 
 def test_cv_score_equals_cross_val_score():
     study = sweeper.optimize(
-        "sweeper._objectives:sklearn_objective", objective_kwargs=kwargs(), n_trials=4, n_jobs=2,
+        "sweeper.objectives.sklearn:sklearn_objective", objective_kwargs=kwargs(), n_trials=4, n_jobs=2,
         direction="maximize", track=False, seed=0, pruner="none",
     )
     X, y = load_digits(return_X_y=True)
@@ -49,7 +49,7 @@ def test_cv_score_equals_cross_val_score():
 def test_per_fold_pruning_saves_folds():
     def folds_run(pruner):
         study = sweeper.optimize(
-            "sweeper._objectives:sklearn_objective", objective_kwargs=kwargs({"n_class": 4}, cv=5), n_trials=14,
+            "sweeper.objectives.sklearn:sklearn_objective", objective_kwargs=kwargs({"n_class": 4}, cv=5), n_trials=14,
             n_jobs=2, direction="maximize", track=False, seed=1, pruner=pruner, sampler="random",
         )
         return study, sum(len(t.intermediate_values) for t in study.trials)

@@ -13,7 +13,7 @@ import optuna
 import pytest
 from conftest import children_runs
 
-from sweeper._study import journal_storage
+from sweeper.engine.study import journal_storage
 
 pytestmark = pytest.mark.timeout(180)
 ROOT = Path(__file__).resolve().parent.parent
@@ -136,7 +136,7 @@ def _fake_trial(number: int, value: float):
 
 
 def test_progress_is_one_live_line_in_a_terminal_and_plain_lines_in_logs():
-    from sweeper._coordinator import SweepSummary
+    from sweeper.engine.coordinator import SweepSummary
     from sweeper.cli import _Progress
 
     summary = SweepSummary(n_complete=2, best=(0.5, 1))

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from sweeper._yaml import load_yaml
+from sweeper.config.yaml_loader import load_yaml
 from sweeper.config import (
     ParamSpec,
     SweepConfig,
@@ -25,9 +25,9 @@ from sweeper.config import (
     grid_size,
     grid_values,
     load_config,
-    redact_uri,
     resolve_import_path,
 )
+from sweeper._redact import redact_uri
 from sweeper.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,7 +7,7 @@ import pickle
 
 import pytest
 
-from sweeper import _messages as m
+from sweeper.workers import messages as m
 
 SAMPLES = [
     m.RunTrial(3, "pkg.mod:fn", {"x": 1.5, "k": "rbf"}, {"n": 2}),

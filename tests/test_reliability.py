@@ -39,7 +39,7 @@ import pytest
 from conftest import TESTS, children_runs, wait_no_leftovers
 
 import sweeper
-from sweeper._study import journal_storage
+from sweeper.engine.study import journal_storage
 
 pytestmark = pytest.mark.timeout(150)
 COMPLETE, FAIL = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL
@@ -318,7 +318,7 @@ def test_study_stop_in_a_callback_stops_gracefully(tracking_uri, experiment, cli
 def test_manager_listens_locally_with_a_per_sweep_key():
     from multiprocessing.connection import Client
 
-    from sweeper._backends import LocalBackend
+    from sweeper.workers.local import LocalBackend
 
     backends = [LocalBackend(), LocalBackend()]
     try:
@@ -480,7 +480,7 @@ def test_unreachable_store_with_tracking_not_required_runs_and_spools(tmp_path):
 
 def test_oversubscribing_inner_n_jobs_is_capped_with_a_warning(tmp_path, caplog):
     from sweeper.api import _builtin_kwargs
-    from sweeper._shared import Publication
+    from sweeper.workers.shared import Publication
     from sweeper.config import config_from_dict
 
     cfg = config_from_dict({

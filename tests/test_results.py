@@ -22,8 +22,10 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from sweeper import _report, _results, cli
-from sweeper._study import journal_storage
+from sweeper import cli
+from sweeper import results as _results
+from sweeper.report import report as _report
+from sweeper.engine.study import journal_storage
 
 pytestmark = pytest.mark.timeout(180)
 ROOT = Path(__file__).resolve().parent.parent
@@ -342,7 +344,7 @@ import gc, json, sys, threading
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 from pathlib import Path
 from test_results import make_sweep
-from sweeper import _report
+from sweeper.report import report as _report
 study = make_sweep(Path({str(tmp_path)!r}), "fork2", values=(0.1, 0.5, 0.4, 0.8, 0.3))
 assert threading.active_count() == 1
 ranked = Path({str(tmp_path / "importances.json")!r})
@@ -353,7 +355,7 @@ assert child is not None and child.pid is not None and gc.get_freeze_count() > 0
 print(_report.finish_plots(child), child.exitcode)
 assert gc.get_freeze_count() == 0
 assert _report._read_importances(ranked) == _report.param_importances(study)
-from sweeper import _results
+from sweeper import results as _results
 assert table.read_text() == _results.trials_frame(study).to_csv(index=False)
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
@@ -439,7 +441,7 @@ def test_mlflows_requirement_check_is_skipped_only_for_a_moment():
 
 
 def test_dataset_lineage_for_a_file_and_a_generator(tmp_path, client, experiment):
-    from sweeper._objectives import load_dataset
+    from sweeper.objectives.sklearn import load_dataset
 
     (tmp_path / "train.csv").write_text("a,b,label\n1,2.5,x\n3,4.5,y\n5,6.5,x\n")
     run_id = client.create_run(client.create_experiment(experiment, artifact_location=str(tmp_path / "a"))).info.run_id
@@ -663,7 +665,7 @@ def test_verbs_follow_a_running_multi_objective_sweep(tmp_path, capsys):
 
 
 def test_ui_points_at_the_sweeps_own_store_and_experiment(tmp_path):
-    from sweeper import _ui
+    from sweeper import ui as _ui
 
     study = make_sweep(tmp_path, "alpha")
     study.set_user_attr(_results.TRACKING_URI_ATTR, "sqlite:////somewhere/mlflow.db")

@@ -11,7 +11,7 @@ import pytest
 from test_reliability import Sweep
 
 import sweeper
-from sweeper._shared import segments_in_use
+from sweeper.workers.shared import segments_in_use
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from importlib.metadata import version
 
-from sweeper import _store_template
+from sweeper.tracking import template as _store_template
 
 
 def dump(path) -> tuple[list, tuple]:

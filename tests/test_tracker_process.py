@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from sweeper._tracker_process import _latest_progress_only, read_frame, write_frame
+from sweeper.tracking.process import _latest_progress_only, read_frame, write_frame
 
 
 def test_a_batch_keeps_every_trial_event_in_order_and_only_the_last_progress():
@@ -27,7 +27,7 @@ def test_run_ids_go_back_a_burst_at_a_time():
     import threading
     import time
 
-    from sweeper._tracker_process import _RunIdReplies
+    from sweeper.tracking.process import _RunIdReplies
 
     sent, arrived = [], threading.Event()
 

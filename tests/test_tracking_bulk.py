@@ -1,5 +1,5 @@
-"""Both bulk writers -- SQLAlchemy's (``sweeper._mlflow_bulk``) and the direct sqlite3 one
-(``sweeper._mlflow_sqlite``) -- leave exactly the rows MLflow's client would, on a real SQLite
+"""Both bulk writers -- SQLAlchemy's (``sweeper.tracking.bulk``) and the direct sqlite3 one
+(``sweeper.tracking.sqlite_store``) -- leave exactly the rows MLflow's client would, on a real SQLite
 store: every trial is written both ways and everything MLflow reads back is compared. And when
 a bulk transaction fails, the writer falls back to the public API and loses nothing."""
 
@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from conftest import children_runs
 
-from sweeper._mlflow_bulk import BulkWriter, ChildRun, Conflict
-from sweeper._mlflow_client import ClientStore
-from sweeper._mlflow_sqlite import SqliteStore
-from sweeper._tracking import ChildRecord, Tracker
+from sweeper.tracking.bulk import BulkWriter, ChildRun, Conflict
+from sweeper.tracking.client_store import ClientStore
+from sweeper.tracking.sqlite_store import SqliteStore
+from sweeper.tracking.writer import ChildRecord, Tracker
 
 WRITERS = ["sqlalchemy", "direct"]
 
@@ -224,7 +224,7 @@ def test_runs_an_objective_logs_to_itself_are_finished_through_the_client(client
 def test_a_trial_that_ends_within_the_gather_window_is_created_once_finished(client, tracking_uri, experiment, writer):
     """The bulk writer waits BULK_GATHER_S after a quiet spell, so a trial whose end follows its
     start by less than that is one run created finished, not a RUNNING run updated afterwards."""
-    from sweeper._tracking import BULK_GATHER_S
+    from sweeper.tracking.writer import BULK_GATHER_S
 
     assert BULK_GATHER_S >= 0.03
     tracker = Tracker(tracking_uri, experiment, "gather")

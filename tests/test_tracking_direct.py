@@ -1,4 +1,4 @@
-"""The direct SQLite writer (``sweeper._mlflow_sqlite``): a sweep it writes is the sweep MLflow's
+"""The direct SQLite writer (``sweeper.tracking.sqlite_store``): a sweep it writes is the sweep MLflow's
 client writes, read back through MLflow; it never imports mlflow; and whatever it does not know
 goes to MLflow's client with nothing lost or doubled."""
 
@@ -16,10 +16,10 @@ import time
 import pytest
 from conftest import ROOT, children_runs
 
-from sweeper import _store_template
-from sweeper._mlflow_client import ClientStore
-from sweeper._mlflow_sqlite import SqliteStore
-from sweeper._tracking import ChildRecord, Tracker
+from sweeper.tracking import template as _store_template
+from sweeper.tracking.client_store import ClientStore
+from sweeper.tracking.sqlite_store import SqliteStore
+from sweeper.tracking.writer import ChildRecord, Tracker
 
 
 def write_sweep(uri: str, experiment: str, artifact_file: str, now: int) -> Tracker:
@@ -134,7 +134,7 @@ def test_a_sweep_written_directly_reads_back_as_the_one_mlflow_writes(tmp_path, 
 def test_the_writer_process_never_imports_mlflow_on_a_known_store(tmp_path, template):
     code = textwrap.dedent(f"""
         import sys, time
-        from sweeper._tracking import ChildRecord, Tracker
+        from sweeper.tracking.writer import ChildRecord, Tracker
         tracker = Tracker("sqlite:///{tmp_path}/mlflow.db", "e", "s")
         tracker.start({{"a": 1}}, {{}}, {{"sweep.yaml": "x: 1"}})
         tracker.wait_ready()

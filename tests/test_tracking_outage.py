@@ -16,7 +16,7 @@ import pytest
 from conftest import children_runs
 
 import sweeper
-from sweeper._ui import free_port, server_command, stop
+from sweeper.ui import free_port, server_command, stop
 from sweeper.api import run_config
 
 pytestmark = pytest.mark.timeout(180)

@@ -22,10 +22,10 @@ import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from ._messages import FromWorker, Shutdown, ToWorker
-from ._procs import pid_alive
-from ._worker import WorkerOptions, detach_from_terminal_signals, start_orphan_watchdog, worker_main
-from .errors import BackendError
+from .messages import FromWorker, Shutdown, ToWorker
+from .._procs import pid_alive
+from .worker import WorkerOptions, detach_from_terminal_signals, start_orphan_watchdog, worker_main
+from ..errors import BackendError
 
 #: How long ``close`` waits for workers to leave on their own before killing them.
 JOIN_TIMEOUT_S = 5.0
@@ -90,7 +90,7 @@ class LocalBackend:
         max_worker_memory_mb: int | None = None,
     ) -> None:
         self.start_method = start_method or default_start_method()
-        self._preload = ["sweeper._worker", *preload]
+        self._preload = ["sweeper.workers.worker", *preload]
         self._options = WorkerOptions(os.getpid(), max_trials_per_worker, max_worker_memory_mb)
         self._ctx: Any = None
         self._manager: multiprocessing.managers.SyncManager | None = None
@@ -313,8 +313,8 @@ class InlineBackend:
 
 
 def _inline_worker(worker_id: int, inbox: Any, outbox: Any) -> None:
-    from ._messages import RunTrial, WorkerReady
-    from ._worker import run_trial
+    from .messages import RunTrial, WorkerReady
+    from .worker import run_trial
 
     outbox.put(WorkerReady(worker_id, os.getpid()))
     while True:

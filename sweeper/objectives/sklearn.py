@@ -15,8 +15,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ._space import suggest_on
-from .errors import TrialPruned
+from ..config.space import suggest_on
+from ..errors import TrialPruned
 
 _DATASETS: dict[str, tuple[Any, Any]] = {}
 

@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .errors import SweeperError
+from ..errors import SweeperError
 
 #: Sampler name in YAML (and ``optimize(sampler=...)``) -> class in ``optuna.samplers``.
 SAMPLER_CLASSES: dict[str, str] = {

@@ -34,8 +34,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from . import _store_template
-from ._mlflow_bulk import ChildRun, Conflict, Metric, Param, RunTag, child_rows
+from . import template as _store_template
+from .bulk import ChildRun, Conflict, Metric, Param, RunTag, child_rows
 
 MLFLOW_PARENT_RUN_ID = "mlflow.parentRunId"
 MLFLOW_RUN_NAME = "mlflow.runName"

@@ -1,6 +1,6 @@
 """The MLflow writer in a process of its own, so its work never competes with scheduling.
 
-    coordinator                                   writer process (sweeper._tracker_process.main)
+    coordinator                                   writer process (sweeper.tracking.process.main)
     ProcessTracker --stdin: framed pickles-->     Tracker (the writer thread of _tracking)
                    <--stdout: ready/run ids/closed--
 
@@ -31,9 +31,9 @@ import time
 from collections.abc import Mapping
 from typing import IO, Any
 
-from ._redact import redact_uri
-from ._tracking import ChildRecord, Tracker, spool
-from .errors import TrackingError
+from .._redact import redact_uri
+from .writer import ChildRecord, Tracker, spool
+from ..errors import TrackingError
 
 _HEADER = struct.Struct(">I")
 #: The writer opens the store (import mlflow, migrations) within this, or the sweep goes on without it.
@@ -111,7 +111,7 @@ class ProcessTracker:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
         self._proc = subprocess.Popen(
-            [sys.executable, "-c", "from sweeper._tracker_process import main; raise SystemExit(main())"],
+            [sys.executable, "-c", "from sweeper.tracking.process import main; raise SystemExit(main())"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, start_new_session=True,
         )
         self._outbox.put(("init", {**self._init, "params": dict(params), "tags": dict(tags), "texts": dict(texts)}))

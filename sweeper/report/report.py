@@ -29,8 +29,9 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import _results, _study
-from ._redact import redact_uri
+from .. import results as _results
+from ..engine import study as _study
+from .._redact import redact_uri
 
 logger = logging.getLogger("sweeper")
 T = TypeVar("T")
@@ -416,7 +417,7 @@ def _data_spec(cfg: Any) -> dict[str, Any]:
 
 
 def _load_data(cfg: Any) -> tuple[Any, Any]:
-    from ._objectives import load_dataset
+    from ..objectives.sklearn import load_dataset
 
     return load_dataset(_data_spec(cfg))
 
@@ -469,7 +470,7 @@ def log_best_model(client: Any, cfg: Any, result: Any, X: Any, y: Any) -> dict[s
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
-    from ._objectives import build_estimator
+    from ..objectives.sklearn import build_estimator
 
     study = result.study
     best = study.best_trial
@@ -563,7 +564,7 @@ def register_best_model(tracking_uri: str, parent_run_id: str, name: str) -> str
     import mlflow
     from mlflow import MlflowClient
 
-    from .errors import SweeperError
+    from ..errors import SweeperError
 
     client = MlflowClient(tracking_uri)
     model_uri = client.get_run(parent_run_id).data.tags.get(BEST_MODEL_URI_TAG)

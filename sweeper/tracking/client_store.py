@@ -12,8 +12,8 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import _store_template
-from ._mlflow_bulk import BulkWriter, Metric, Param, RunTag
+from . import template as _store_template
+from .bulk import BulkWriter, Metric, Param, RunTag
 
 #: MLflow caps one log_batch at 100 params + tags and 1000 items in all.
 _MAX_PARAMS_TAGS, _MAX_ITEMS = 100, 1000

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from sweeper.errors import ConfigError, ConfigProblem
+from ..errors import ConfigError, ConfigProblem
 
 __all__ = ["MAX_NODES", "load_yaml", "load_yaml_value"]
 

@@ -24,8 +24,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._backends import Backend
-from ._messages import (
+from ..workers.local import Backend
+from ..workers.messages import (
     Artifact,
     FromWorker,
     Metrics,
@@ -41,10 +41,10 @@ from ._messages import (
     UserAttr,
     WorkerReady,
 )
-from ._space import suggest_from_json, suggest_on
-from ._study import PARENT_RUN_ATTR, RETRY_ATTR
-from ._tracking import ChildRecord, Tracker, metric_names, mlflow_status
-from ._tracker_process import ProcessTracker
+from ..config.space import suggest_from_json, suggest_on
+from .study import PARENT_RUN_ATTR, RETRY_ATTR
+from ..tracking.writer import ChildRecord, Tracker, metric_names, mlflow_status
+from ..tracking.process import ProcessTracker
 
 logger = logging.getLogger("sweeper")
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._procs import pid_alive
-from .errors import ConfigError, ConfigProblem, SweeperError
+from .._procs import pid_alive
+from ..errors import ConfigError, ConfigProblem, SweeperError
 
 SPEC_ATTR = "sweeper_spec"
 PARENT_RUN_ATTR = "mlflow_parent_run_id"  # written by the coordinator as soon as the run exists

@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from ._mlflow_bulk import ChildRun, Conflict, Metric, Param, RunTag
-from ._mlflow_client import ClientStore
-from ._mlflow_sqlite import MLFLOW_PARENT_RUN_ID, SqliteStore, Unsupported
-from ._redact import redact_uri
-from .errors import TrackingError
+from .bulk import ChildRun, Conflict, Metric, Param, RunTag
+from .client_store import ClientStore
+from .sqlite_store import MLFLOW_PARENT_RUN_ID, SqliteStore, Unsupported
+from .._redact import redact_uri
+from ..errors import TrackingError
 
 RETRIES = 3
 #: At most this many queued trial starts and ends go into one bulk transaction.

@@ -19,8 +19,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import _study
-from ._study import TRACKING_URI_ATTR, run_id_of
+from .engine import study as _study
+from .engine.study import TRACKING_URI_ATTR, run_id_of
 from ._procs import pid_alive
 from .errors import SweeperError
 

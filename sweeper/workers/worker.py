@@ -23,10 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ._procs import pid_alive
-from ._shared import materialize
-from ._messages import RunIdReply, RunIdRequest, RunTrial, Shutdown, TrialFinished, WorkerReady
-from .errors import TrialPruned
+from .._procs import pid_alive
+from .shared import materialize
+from .messages import RunIdReply, RunIdRequest, RunTrial, Shutdown, TrialFinished, WorkerReady
+from ..errors import TrialPruned
 from .trial import Trial
 
 #: How often a worker checks that its coordinator is still alive.

@@ -16,7 +16,7 @@ import shutil
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from ._messages import (
+from .messages import (
     Artifact,
     Metrics,
     PruneDecision,
@@ -26,7 +26,7 @@ from ._messages import (
     Suggestion,
     UserAttr,
 )
-from .errors import SweeperError
+from ..errors import SweeperError
 
 #: Largest JSON a user attr may take: the study keeps it, and every worker's sends share one queue.
 MAX_USER_ATTR_BYTES = 64 * 1024

@@ -30,10 +30,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from ._redact import redact_uri
-from ._space import PRUNER_CLASSES, SAMPLER_CLASSES, make_pruner, make_sampler, pruner_class, sampler_class
-from ._yaml import load_yaml, load_yaml_value
-from .errors import ConfigError, ConfigProblem
+from .._redact import redact_uri
+from .space import PRUNER_CLASSES, SAMPLER_CLASSES, make_pruner, make_sampler, pruner_class, sampler_class
+from .yaml_loader import load_yaml, load_yaml_value
+from ..errors import ConfigError, ConfigProblem
 
 if TYPE_CHECKING:
     from optuna.pruners import BasePruner

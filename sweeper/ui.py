@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from . import _results
+from . import results as _results
 from ._redact import redact_uri
-from ._tracking import resolve_tracking_uri
+from .tracking.writer import resolve_tracking_uri
 from .errors import SweeperError
 
 DEFAULT_PORT = 5000
