@@ -1,16 +1,19 @@
-"""Every message that crosses a process boundary, as a frozen, slotted dataclass of plain data.
+"""Every message between the coordinator and a worker, as a frozen, slotted dataclass of plain data.
 
-    coordinator --RunTrial/Suggestion/PruneDecision/RunIdReply/Shutdown--> worker inbox (one each)
-    worker --WorkerReady/Suggest/RunIdRequest/Report/ShouldPrune/Metrics/UserAttr/Artifact/
+    coordinator --RunTrial/Suggestion/PruneDecision/TrialEnv/Shutdown--> worker inbox (one each)
+    worker --WorkerReady/Suggest/TrialEnvRequest/Report/ShouldPrune/Metrics/UserAttr/Artifact/
              TrialFinished--> outbox (one, shared)
+    backend --WorkerLost--> coordinator (a worker slot's process or task is gone)
 
-Only str, int, float, bool, None and tuples/dicts of those go in a field, so the coordinator
-never unpickles a user object (a hostile or broken ``__reduce__`` cannot reach it).
-Stdlib only.
+Only str, int, float, bool, bytes, None and tuples/lists/dicts of those go in a field, so the
+coordinator never needs a user type. ``to_wire``/``from_wire`` give every message a plain-list
+form that needs no pickle (for transports that carry msgpack or JSON-like data): decoding goes
+through a whitelist of these classes only. Stdlib only.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal, Union
 
@@ -22,15 +25,17 @@ TrialState = Literal["complete", "pruned", "fail"]
 
 @dataclass(frozen=True, slots=True)
 class RunTrial:
-    """Run one trial: ``objective`` is an import path ``"pkg.mod:fn"``; ``params`` were sampled
-    by the coordinator already (the declared search space), others arrive by ``Suggest``."""
+    """Run one trial. ``objective`` names the objective as the backend delivered it (an import
+    path ``"pkg.mod:fn"``, or the key of one sent by value); ``params`` were sampled by the
+    coordinator already (the declared search space), others arrive by ``Suggest``. ``study``
+    is what ``trial.study`` shows (name, directions, best so far), as the coordinator knows it."""
 
     trial_number: int
     objective: str
     params: dict[str, Any]
     objective_kwargs: dict[str, Any]
-    output_path: str | None = None  # where the trial's stdout/stderr go (None: not captured)
-    scratch_dir: str | None = None  # where log_artifact copies files until they are uploaded
+    capture_output: bool = False  # send the trial's stdout/stderr back with its result
+    study: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,13 +57,12 @@ class PruneDecision:
 
 
 @dataclass(frozen=True, slots=True)
-class RunIdReply:
-    """The trial's MLflow child run, so plain ``mlflow.log_*`` calls in the objective land there
-    (``run_id`` None: tracking is off or the store failed)."""
+class TrialEnv:
+    """Environment variables the objective runs under (``TrialEnvRequest``), so a library it
+    calls itself writes to the trial's own record ({}: there is none)."""
 
     trial_number: int
-    run_id: str | None
-    tracking_uri: str | None
+    env: dict[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +75,10 @@ class Shutdown:
 
 @dataclass(frozen=True, slots=True)
 class WorkerReady:
-    """A worker process is up and waiting for its first trial."""
+    """A worker is up and waiting for its first trial, on ``host`` as process ``pid``."""
 
     worker_id: int
+    host: str
     pid: int
 
 
@@ -89,9 +94,9 @@ class Suggest:
 
 
 @dataclass(frozen=True, slots=True)
-class RunIdRequest:
-    """Sent before the objective runs when its module imported mlflow: the worker waits for a
-    ``RunIdReply`` naming the trial's child run."""
+class TrialEnvRequest:
+    """Sent before the objective runs when it loaded a library that reads its environment
+    (mlflow): the worker waits for a ``TrialEnv``."""
 
     worker_id: int
     trial_number: int
@@ -117,7 +122,7 @@ class ShouldPrune:
 
 @dataclass(frozen=True, slots=True)
 class Metrics:
-    """Extra metrics for the trial's MLflow run; ``step`` None means a single value."""
+    """Extra metrics for the trial's record; ``step`` None means a single value."""
 
     worker_id: int
     trial_number: int
@@ -137,11 +142,13 @@ class UserAttr:
 
 @dataclass(frozen=True, slots=True)
 class Artifact:
-    """A file the objective wrote, to be logged to its trial's MLflow run by the coordinator."""
+    """A file the objective attached to its trial, as bytes (read when it was logged, so it
+    may change or vanish right after), with where it goes under the trial's artifacts."""
 
     worker_id: int
     trial_number: int
-    path: str
+    name: str
+    data: bytes
     artifact_path: str | None = None
 
 
@@ -159,9 +166,56 @@ class TrialFinished:
     traceback: str | None = None
     reason: str | None = None
     worker_exits: bool = False  # the worker leaves after this (recycled): send it nothing more
+    output: str = ""  # the trial's captured stdout/stderr, capped (head and tail)
 
 
-ToWorker = Union[RunTrial, Suggestion, PruneDecision, RunIdReply, Shutdown]
+# --- backend -> coordinator -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerLost:
+    """A worker slot's process (or remote task) is gone, described in words for the user
+    (``"worker killed by SIGKILL (possibly out of memory), exit code -9"``). The backend starts
+    a replacement by itself, which says ``WorkerReady``; ``replaced`` is False when it will not
+    (the slot died before it was ever ready too often: its restart budget is spent)."""
+
+    worker_id: int
+    reason: str
+    replaced: bool = True
+
+
+ToWorker = Union[RunTrial, Suggestion, PruneDecision, TrialEnv, Shutdown]
 FromWorker = Union[
-    WorkerReady, Suggest, RunIdRequest, Report, ShouldPrune, Metrics, UserAttr, Artifact, TrialFinished
+    WorkerReady, Suggest, TrialEnvRequest, Report, ShouldPrune, Metrics, UserAttr, Artifact, TrialFinished
 ]
+FromBackend = Union[FromWorker, WorkerLost]
+
+#: Every class ``from_wire`` may build: nothing else can come out of a wire form.
+MESSAGE_CLASSES: dict[str, type] = {
+    cls.__name__: cls
+    for cls in (RunTrial, Suggestion, PruneDecision, TrialEnv, Shutdown, WorkerReady, Suggest,
+                TrialEnvRequest, Report, ShouldPrune, Metrics, UserAttr, Artifact, TrialFinished, WorkerLost)
+}
+_TUPLE_FIELDS = {"values"}  # tuples travel as lists
+
+
+def to_wire(message: Any) -> list[Any]:
+    """``[class name, field, field, ...]``: plain data any serializer carries."""
+    return [type(message).__name__, *(getattr(message, f.name) for f in dataclasses.fields(message))]
+
+
+def from_wire(data: Any) -> Any:
+    """The message ``to_wire`` described; ``ValueError`` for anything that is not one."""
+    if not isinstance(data, (list, tuple)) or not data or not isinstance(data[0], str):
+        raise ValueError(f"not a wire message: {type(data).__name__}")
+    cls = MESSAGE_CLASSES.get(data[0])
+    if cls is None:
+        raise ValueError(f"unknown message type {data[0]!r}")
+    fields = dataclasses.fields(cls)
+    if len(data) - 1 > len(fields):
+        raise ValueError(f"{data[0]}: {len(data) - 1} fields, expected at most {len(fields)}")
+    values = {
+        f.name: tuple(value) if f.name in _TUPLE_FIELDS and isinstance(value, list) else value
+        for f, value in zip(fields, data[1:])
+    }
+    return cls(**values)
