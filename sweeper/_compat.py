@@ -10,3 +10,49 @@ module costs nothing: stdlib only at module level.
 from __future__ import annotations
 
 from typing import Any
+
+
+# --- scikit-learn (config checks) -----------------------------------------------------------------
+# scikit-learn declares what each estimator parameter, and each argument of a validated function
+# such as make_classification, accepts, and checks it at fit/call time. Reading the declarations
+# lets `sweeper validate` refuse a value without fitting; the declarations and their checker are
+# private (sklearn.utils._param_validation).
+
+
+def parameter_constraints(target: Any) -> dict[str, Any]:
+    """Reason: ``Estimator._parameter_constraints`` / ``function._skl_parameter_constraints`` are
+    the only declaration of accepted values. Parameter name -> constraints; empty when none."""
+    declared = getattr(target, "_parameter_constraints", None)
+    if not isinstance(declared, dict):
+        declared = getattr(target, "_skl_parameter_constraints", None)
+    return dict(declared) if isinstance(declared, dict) else {}
+
+
+def unmet_constraint(constraints: Any, value: Any) -> tuple[str, tuple[str, ...]] | None:
+    """Reason: judging a value needs sklearn's private ``make_constraint``/``is_satisfied_by``.
+    ``(what is accepted, as sklearn words it; the accepted strings)`` when ``value`` meets none
+    of one parameter's ``constraints``; None when it meets one or they cannot be judged here."""
+    try:
+        from sklearn.utils._param_validation import StrOptions, make_constraint
+
+        if not isinstance(constraints, (list, tuple)):  # "no_validation"
+            return None
+        made = [make_constraint(constraint) for constraint in constraints]
+        if any(constraint.is_satisfied_by(value) for constraint in made):
+            return None
+    except Exception:  # noqa: BLE001 - a kind of constraint this code cannot judge: say nothing
+        return None
+    shown = [constraint for constraint in made if not getattr(constraint, "hidden", False)]
+    if not shown:
+        return None
+
+    def described(constraint: Any) -> str:  # sklearn lists a set's strings in hash order: sort them
+        if isinstance(constraint, StrOptions):
+            current = sorted(o for o in constraint.options if o not in constraint.deprecated)
+            return "one of " + ", ".join(map(repr, current))
+        return str(constraint)
+
+    texts = [described(constraint) for constraint in shown]
+    accepted = texts[0] if len(texts) == 1 else ", ".join(texts[:-1]) + f" or {texts[-1]}"
+    words = sorted({o for c in shown if isinstance(c, StrOptions) for o in c.options if isinstance(o, str)})
+    return accepted, tuple(words)

@@ -16,3 +16,30 @@ def test_every_compat_function_has_a_test_here():
                  if inspect.isfunction(obj) and obj.__module__ == _compat.__name__ and not name.startswith("_")}
     tested = {name.removeprefix("test_") for name in globals() if name.startswith("test_")}
     assert functions <= tested, f"untested: {sorted(functions - tested)}"
+
+
+def test_parameter_constraints():
+    from sklearn.datasets import make_classification
+    from sklearn.svm import SVC
+
+    assert {"kernel", "C", "gamma"} <= set(_compat.parameter_constraints(SVC))
+    assert {"n_samples", "n_features"} <= set(_compat.parameter_constraints(make_classification))
+    assert _compat.parameter_constraints(object) == {}
+
+
+def test_unmet_constraint():
+    from sklearn.datasets import make_classification
+    from sklearn.svm import SVC
+
+    svc = _compat.parameter_constraints(SVC)
+    assert _compat.unmet_constraint(svc["kernel"], "rbf") is None
+    accepted, words = _compat.unmet_constraint(svc["kernel"], "sigmoidd")
+    assert "sigmoid" in words and "rbf" in words and "sigmoid" in accepted
+    accepted, words = _compat.unmet_constraint(svc["C"], -1)
+    assert "range" in accepted and words == ()
+    assert _compat.unmet_constraint(svc["C"], 1.0) is None
+    n_samples = _compat.parameter_constraints(make_classification)["n_samples"]
+    assert _compat.unmet_constraint(n_samples, 1e3) is not None  # a float where an int is declared
+    assert _compat.unmet_constraint(n_samples, 1000) is None
+    assert _compat.unmet_constraint(["no such kind of constraint"], 1) is None  # cannot judge: silent
+    assert _compat.unmet_constraint("no_validation", object()) is None
