@@ -800,14 +800,3 @@ def test_reliability_and_report_knobs_load_with_their_defaults():
     assert (default.report, default.capture_output, default.max_worker_memory_mb) == (True, True, None)
     with pytest.raises(ConfigError, match="report"):
         load_config(CONFIGS[0], ["report=maybe"])
-
-
-def test_the_mlflow_writer_is_a_process_unless_the_report_would_import_mlflow_twice(tmp_path: Path) -> None:
-    """A report-less sweep, or one on a SQLite store (written without mlflow), writes MLflow from
-    a child process; a report on another store shares one mlflow import with a writer thread."""
-    from sweeper.api import _writer_process
-
-    config = ROOT / "configs" / "digits_svc_grid.yaml"
-    assert _writer_process(load_config(config, [f"tracking.uri=sqlite:///{tmp_path}/m.db"])) is True
-    assert _writer_process(load_config(config, ["tracking.uri=http://127.0.0.1:5999"])) is False
-    assert _writer_process(load_config(config, ["tracking.uri=http://127.0.0.1:5999", "report=false"])) is True

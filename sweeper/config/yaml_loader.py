@@ -1,10 +1,12 @@
-"""Safe YAML loading for sweep configs, with a line number for every key.
+"""Safe YAML loading for sweep configs and ``--set`` values, with a line number for every key.
 
 Why not plain ``yaml.safe_load``: it reads ``1e-5`` as a string (yaml/pyyaml#173), silently
 keeps the last of two duplicate keys, and forgets where each key was, so errors could not say
 ``sweep.yaml:7``. This loader is a ``yaml.SafeLoader`` subclass (no ``!!python/*`` tags, ever),
-resolves floats the YAML 1.2 way, rejects duplicate keys, and refuses alias bombs.
-Stdlib and PyYAML only.
+resolves floats the YAML 1.2 way, rejects duplicate keys, and bounds what a document may
+become: size and nesting after expanding aliases (an alias bomb of 300 characters would
+otherwise grow to gigabytes), and nesting while parsing (PyYAML composes recursively).
+Files and ``--set`` values pass the same limits. Stdlib and PyYAML only.
 """
 
 from __future__ import annotations
@@ -16,11 +18,15 @@ import yaml
 
 from ..errors import ConfigError, ConfigProblem
 
-__all__ = ["MAX_NODES", "load_yaml", "load_yaml_value"]
+__all__ = ["MAX_CONFIG_BYTES", "MAX_DEPTH", "MAX_NODES", "YamlValueError", "load_yaml", "load_yaml_value"]
 
 #: Upper bound on nodes after expanding aliases; a real config has a few hundred
 #: ("billion laughs": nine nested aliases of ten items each expand to 10**9 nodes).
 MAX_NODES = 100_000
+#: Upper bound on nesting, aliases expanded; a real config nests about 5 deep.
+MAX_DEPTH = 64
+#: Upper bound on a config file, and on one ``--set`` value.
+MAX_CONFIG_BYTES = 1 << 20
 
 _FLOAT_TAG = "tag:yaml.org,2002:float"
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
@@ -38,8 +44,37 @@ _FLOAT_RE = re.compile(
 )
 
 
+class _Limit(Exception):
+    """A document past one of the limits: what was expected, what was found, where."""
+
+    def __init__(self, expected: str, got: str, mark: Any = None) -> None:
+        super().__init__(f"expected {expected}, got {got}")
+        self.expected, self.got, self.mark = expected, got, mark
+
+
+class YamlValueError(ValueError):
+    """A ``--set`` value past a limit; ``expected``/``got`` read like a config problem."""
+
+    def __init__(self, expected: str, got: str) -> None:
+        super().__init__(f"expected {expected}, got {got}")
+        self.expected, self.got = expected, got
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 floats and dates left as strings (a date is never a config value)."""
+    """SafeLoader with YAML 1.2 floats, dates left as strings (a date is never a config value),
+    and nesting bounded while composing (PyYAML's composer recurses once per level)."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise _Limit(f"at most {MAX_DEPTH} levels of nesting", "deeper nesting", mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 # Copy the class-level table before editing it, so yaml.SafeLoader itself stays untouched.
@@ -66,31 +101,58 @@ def _kind(node: yaml.Node) -> str:
     return f"a scalar ({value[:40]!r})" if value else "an empty document"
 
 
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [item for pair in node.value for item in pair]
+    return []
+
+
+def _measure(root: yaml.Node) -> None:
+    """Refuse a node graph that is recursive, or too big or too deep once aliases are expanded.
+
+    Iterative and memoized per node, so measuring an alias bomb costs as little as reading it.
+
+    Raises:
+        _Limit: what was exceeded.
+    """
+    sizes: dict[int, int] = {}
+    depths: dict[int, int] = {}
+    active: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        ident = id(node)
+        if ident in sizes:
+            continue
+        children = _children(node)
+        if not done:
+            active.add(ident)
+            stack.append((node, True))
+            for child in children:
+                if id(child) in active:
+                    raise _Limit("no recursive aliases", "an alias inside its own anchor", child.start_mark)
+                if id(child) not in sizes:
+                    stack.append((child, False))
+            continue
+        active.discard(ident)
+        sizes[ident] = min(1 + sum(sizes[id(c)] for c in children), MAX_NODES + 1)
+        depths[ident] = 1 + max((depths[id(c)] for c in children), default=0)
+        if sizes[ident] > MAX_NODES:
+            raise _Limit(f"at most {MAX_NODES:,} values after expanding aliases", "more (an alias bomb?)")
+        if depths[ident] > MAX_DEPTH + 1:  # +1: a mapping's keys are nodes one level down
+            raise _Limit(
+                f"at most {MAX_DEPTH} levels of nesting after expanding aliases", "deeper nesting", node.start_mark
+            )
+
+
 class _Walker:
-    """Walks the composed node graph once: key lines, duplicate keys, size after aliases."""
+    """Walks the composed node graph once: key lines and duplicate keys."""
 
     def __init__(self) -> None:
         self.lines: dict[str, int] = {}
         self.problems: list[ConfigProblem] = []
-        self._sizes: dict[int, int] = {}
-        self._active: set[int] = set()
-
-    def size(self, node: yaml.Node) -> int:
-        """Node count with aliases expanded, memoized so an alias bomb costs nothing to measure."""
-        ident = id(node)
-        if ident in self._sizes:
-            return self._sizes[ident]
-        if ident in self._active:
-            raise _Recursive(node)
-        self._active.add(ident)
-        total = 1
-        if isinstance(node, yaml.SequenceNode):
-            total += sum(self.size(child) for child in node.value)
-        elif isinstance(node, yaml.MappingNode):
-            total += sum(self.size(k) + self.size(v) for k, v in node.value)
-        self._active.discard(ident)
-        self._sizes[ident] = min(total, MAX_NODES + 1)
-        return self._sizes[ident]
 
     def walk(self, node: yaml.Node, path: str, seen: set[int]) -> None:
         # An aliased node is visited once: its keys keep the lines of their first appearance.
@@ -129,12 +191,6 @@ class _Walker:
                 self.walk(value_node, child_path, seen)
 
 
-class _Recursive(Exception):
-    def __init__(self, node: yaml.Node) -> None:
-        super().__init__("recursive alias")
-        self.node = node
-
-
 def _compose(text: str) -> tuple[_Loader, yaml.Node | None]:
     loader = _Loader(text)
     try:
@@ -142,6 +198,20 @@ def _compose(text: str) -> tuple[_Loader, yaml.Node | None]:
     except BaseException:
         loader.dispose()
         raise
+
+
+def _construct(loader: _Loader, node: yaml.Node) -> Any:
+    """Python data from a measured node graph.
+
+    Raises:
+        _Limit: an integer too long for Python to read (over 4,300 digits).
+        yaml.MarkedYAMLError: an unsafe tag (``!!python/object/apply:os.system``): SafeLoader
+            has no constructor for it.
+    """
+    try:
+        return loader.construct_document(node)
+    except ValueError as exc:  # int() refuses numbers of more than sys.get_int_max_str_digits()
+        raise _Limit("numbers of at most 4,300 digits", "a longer one") from None
 
 
 def load_yaml(text: str, source: str | None) -> tuple[Any, dict[str, int]]:
@@ -157,7 +227,8 @@ def load_yaml(text: str, source: str | None) -> tuple[Any, dict[str, int]]:
 
     Raises:
         ConfigError: malformed YAML, an unsafe tag, a duplicate key, an empty document,
-            a top level that is not a mapping, or an alias bomb; each with its line.
+            a top level that is not a mapping, an alias bomb, or nesting past ``MAX_DEPTH``;
+            each with its line.
 
     Example:
         >>> load_yaml("lr: 1e-5\\n", "x.yaml")
@@ -165,6 +236,8 @@ def load_yaml(text: str, source: str | None) -> tuple[Any, dict[str, int]]:
     """
     try:
         loader, node = _compose(text)
+    except _Limit as exc:
+        raise ConfigError(source, [_problem("(yaml)", exc.expected, exc.got, exc.mark)]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         raise ConfigError(source, [_problem("(yaml)", "valid YAML", exc.problem, mark)]) from None
@@ -179,56 +252,21 @@ def load_yaml(text: str, source: str | None) -> tuple[Any, dict[str, int]]:
     except yaml.YAMLError as exc:
         raise ConfigError(source, [_problem("(yaml)", "valid YAML", str(exc).replace("\n", " "))]) from None
     try:
+        expected = "a mapping of config keys (e.g. 'n_trials: 20')"
         if node is None:
-            raise ConfigError(
-                source,
-                [_problem("(top level)", "a mapping of config keys (e.g. 'n_trials: 20')", "an empty file")],
-            )
+            raise ConfigError(source, [_problem("(top level)", expected, "an empty file")])
         if not isinstance(node, yaml.MappingNode):
-            raise ConfigError(
-                source,
-                [
-                    _problem(
-                        "(top level)",
-                        "a mapping of config keys (e.g. 'n_trials: 20')",
-                        _kind(node),
-                        node.start_mark,
-                    )
-                ],
-            )
-        walker = _Walker()
+            raise ConfigError(source, [_problem("(top level)", expected, _kind(node), node.start_mark)])
         try:
-            too_big = walker.size(node) > MAX_NODES
-        except _Recursive as exc:
-            raise ConfigError(
-                source,
-                [
-                    _problem(
-                        "(yaml)",
-                        "no recursive aliases",
-                        "an alias inside its own anchor",
-                        exc.node.start_mark,
-                    )
-                ],
-            ) from None
-        if too_big:
-            raise ConfigError(
-                source,
-                [
-                    _problem(
-                        "(yaml)",
-                        f"at most {MAX_NODES:,} values after expanding aliases",
-                        "more (an alias bomb?)",
-                    )
-                ],
-            )
-        walker.walk(node, "", set())
-        if walker.problems:
-            raise ConfigError(source, walker.problems)
-        try:
-            data = loader.construct_document(node)
+            _measure(node)
+            walker = _Walker()
+            walker.walk(node, "", set())
+            if walker.problems:
+                raise ConfigError(source, walker.problems)
+            data = _construct(loader, node)
+        except _Limit as exc:
+            raise ConfigError(source, [_problem("(yaml)", exc.expected, exc.got, exc.mark)]) from None
         except yaml.MarkedYAMLError as exc:
-            # Unsafe tags (``!!python/object/apply:os.system``) land here: SafeLoader has no constructor.
             mark = exc.problem_mark or exc.context_mark
             raise ConfigError(
                 source, [_problem("(yaml)", "plain YAML data (no !!python tags)", exc.problem, mark)]
@@ -239,14 +277,24 @@ def load_yaml(text: str, source: str | None) -> tuple[Any, dict[str, int]]:
 
 
 def load_yaml_value(text: str) -> Any:
-    """Parse one ``--set key=value`` value with the same rules as config files (``1e-5`` is a float).
+    """Parse one ``--set key=value`` value with the same rules and limits as config files
+    (``1e-5`` is a float; no alias bombs, no deep nesting, no more than ``MAX_CONFIG_BYTES``).
 
     Raises:
+        YamlValueError: the value is past a limit (``expected``/``got`` say which).
         ValueError: the text is not valid YAML (the caller knows which override it was).
     """
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_CONFIG_BYTES:
+        raise YamlValueError(f"a value of at most {MAX_CONFIG_BYTES:,} bytes", "a longer one")
     loader = _Loader(text)
     try:
-        return loader.get_single_data()
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _measure(node)
+        return _construct(loader, node)
+    except _Limit as exc:
+        raise YamlValueError(exc.expected, exc.got) from None
     except yaml.MarkedYAMLError as exc:
         # Only the problem: the full message quotes the text, which may hold a password.
         raise ValueError(exc.problem or "invalid YAML") from None
