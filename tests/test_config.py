@@ -800,3 +800,22 @@ def test_reliability_and_report_knobs_load_with_their_defaults():
     assert (default.report, default.capture_output, default.max_worker_memory_mb) == (True, True, None)
     with pytest.raises(ConfigError, match="report"):
         load_config(CONFIGS[0], ["report=maybe"])
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        ({"model": "sklearn.svm.SVC", "data": "load_digits", "serach_space": {"C": [1]}, "sampler": "grid"}, "serach_space"),
+        ({"modle": "sklearn.svm.SVC", "data": "load_digits", "search_space": {"C": [1]}, "n_trials": 1}, "modle"),
+        ({"objectve": "m:f", "n_trials": 2}, "objectve"),
+        ({"objective": "m:f", "n_trails": 2}, "n_trails"),
+        ({"model": {"estimatr": "sklearn.svm.SVC"}, "data": "load_digits", "search_space": {"C": [1]}, "n_trials": 1},
+         "model.estimatr"),
+    ],
+)
+def test_a_misspelt_key_is_one_problem_not_also_a_missing_one(raw: dict[str, Any], key: str) -> None:
+    """Issue #13 item 13: `serach_space` added two follow-on errors about `search_space`."""
+    with pytest.raises(ConfigError) as info:
+        config_from_dict(raw, source="x.yaml")
+    assert [p.key for p in info.value.problems] == [key], str(info.value)
+    assert "did you mean" in str(info.value)

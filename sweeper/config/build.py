@@ -23,7 +23,7 @@ from typing import Any, get_args
 
 from ..errors import ConfigError, ConfigProblem
 from .imports import DEFAULT_ALLOWED_IMPORTS, import_refusal, objective_refusal
-from .rules import DOTTED_RE, Invalid, Section, count_text, did_you_mean, in_file_order, is_int, is_number, line_of, show
+from .rules import DOTTED_RE, Invalid, Section, closest, count_text, did_you_mean, in_file_order, is_int, is_number, line_of, show
 from .schema import (
     DEFAULT_HOLDOUT,
     NAME_EXPECTED,
@@ -293,6 +293,7 @@ class _Builder:
         self.from_file = from_file
         self.embedded = embedded
         self.problems: list[ConfigProblem] = []
+        self.misspelt: set[str] = set()  # keys an unknown key looks like a typo of
 
     # -- reporting --
 
@@ -307,6 +308,8 @@ class _Builder:
         return ConfigProblem(problem.key, problem.expected, problem.got, line, hint)
 
     def add(self, key: str, expected: str, got: str | None = None, hint: str | None = None) -> None:
+        if got in ("nothing", "neither") and key in self.misspelt:
+            return  # `serach_space:` is reported once, as a typo, not again as a missing search_space
         self.problems.append(self.placed(ConfigProblem(key, expected, got, None, hint)))
 
     def failed(self, *keys: str) -> bool:
@@ -318,6 +321,7 @@ class _Builder:
             if not isinstance(key, str):
                 self.add(_join(path, key), "string keys", show(key))
             elif key not in known:
+                self.misspelt.update(_join(path, match) for match in closest(key, known) if match not in data)
                 hint = did_you_mean(key, known)
                 if hint is None and path and key in _TOP_KEYS:
                     hint = f"'{key}' is a top-level key; check the indentation"

@@ -32,6 +32,7 @@ __all__ = [
     "Text",
     "TextList",
     "Workers",
+    "closest",
     "count_text",
     "did_you_mean",
     "in_file_order",
@@ -88,12 +89,18 @@ def count_text(count: int) -> str:
     return f"{count:,}" if count < 10**15 else f"{count:.3g}"
 
 
-def did_you_mean(word: str, options: Sequence[str], *, n: int = 1) -> str | None:
-    """``"did you mean 'x'?"`` for the closest options (case-insensitive as a fallback)."""
+def closest(word: str, options: Sequence[str], *, n: int = 1) -> list[str]:
+    """The options ``word`` is most likely a typo of (case-insensitive as a fallback)."""
     matches = difflib.get_close_matches(word, list(options), n=n, cutoff=0.6)
     if not matches:
         lowered = {option.lower(): option for option in options}
         matches = [lowered[m] for m in difflib.get_close_matches(word.lower(), list(lowered), n=n, cutoff=0.6)]
+    return matches
+
+
+def did_you_mean(word: str, options: Sequence[str], *, n: int = 1) -> str | None:
+    """``"did you mean 'x'?"`` for the closest options, or None."""
+    matches = closest(word, options, n=n)
     if not matches:
         return None
     return "did you mean " + " or ".join(repr(m) for m in matches) + "?"
