@@ -12,6 +12,54 @@ from __future__ import annotations
 from typing import Any
 
 
+# --- Optuna -------------------------------------------------------------------------------------
+# The coordinator drives a study by ask/tell, Optuna's public seam, but three things an ask/tell
+# loop needs have no public API: being "the optimize loop" (so ``study.stop()`` from a sampler or
+# callback is accepted), reading the stop request, and annotating a live trial with system attrs
+# (``Trial.set_system_attr`` was removed in Optuna 3.0; sweeper's bookkeeping must stay out of
+# the user's ``user_attrs``).
+
+
+def enter_optimize_loop(study: Any) -> None:
+    """Let ``study.stop()`` be called during our loop (GridSampler calls it once the grid is
+    covered; Optuna refuses it outside ``study.optimize``), and clear an old stop request."""
+    study._thread_local.in_optimize_loop = True
+    study._stop_flag = False
+
+
+def leave_optimize_loop(study: Any) -> None:
+    study._thread_local.in_optimize_loop = False
+
+
+def stop_requested(study: Any) -> bool:
+    """True once a sampler or callback called ``study.stop()``."""
+    return bool(study._stop_flag)
+
+
+def set_trial_system_attr(study: Any, trial: Any, key: str, value: Any) -> None:
+    """A system attr on a trial that is still running (a finished one refuses it)."""
+    study._storage.set_trial_system_attr(trial._trial_id, key, value)
+
+
+def stored_trial(study: Any, trial: Any) -> Any:
+    """The trial as the storage holds it now (a ``FrozenTrial``)."""
+    return study._storage.get_trial(trial._trial_id)
+
+
+# --- MLflow -------------------------------------------------------------------------------------
+
+
+def forget_active_mlflow_run() -> None:
+    """In a worker whose objective logged with plain ``mlflow.log_*``: forget the run MLflow
+    made active for it (resumed through ``MLFLOW_RUN_ID``) without ending it, so the next
+    trial's calls do not land in it and the coordinator still sets its final status.
+    ``mlflow.end_run()`` would end the run; MLflow has no public "detach". Only when the
+    objective loaded mlflow (never imported for this)."""
+    fluent = __import__("sys").modules.get("mlflow.tracking.fluent")
+    if fluent is not None:
+        fluent._active_run_stack.get().clear()
+
+
 # --- scikit-learn (config checks) -----------------------------------------------------------------
 # scikit-learn declares what each estimator parameter, and each argument of a validated function
 # such as make_classification, accepts, and checks it at fit/call time. Reading the declarations

@@ -19,13 +19,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .engine import study as _study
-from .engine.study import TRACKING_URI_ATTR, run_id_of
+from .engine.study import read_pid
+from .tracking.records import EXPERIMENT_ATTR, MODEL_URI_ATTR, PARENT_RUN_ATTR, TRACKING_URI_ATTR, run_id_of
 from ._procs import pid_alive
 from .errors import SweeperError
 
 JOURNAL = "study.journal"
-MODEL_URI_ATTR = "mlflow_best_model_uri"  # ditto, for the built-in scikit-learn objective
 STATES = ("complete", "pruned", "fail", "running", "waiting")
 
 
@@ -60,7 +59,7 @@ def load_study(root: str | os.PathLike[str], name: str) -> Any:
 
 def coordinator_pid(root: str | os.PathLike[str], name: str) -> int | None:
     """The pid of the coordinator running the sweep now (a live pid in its lock), else None."""
-    pid = _study._read_pid(Path(root) / name / "lock")
+    pid = read_pid(Path(root) / name / "lock")
     return pid if pid is not None and pid_alive(pid) else None
 
 
@@ -128,8 +127,8 @@ def mlflow_ids(study: Any) -> dict[str, Any]:
     attrs = study.user_attrs
     return {
         "tracking_uri": attrs.get(TRACKING_URI_ATTR),
-        "experiment_id": attrs.get(_study.EXPERIMENT_ATTR),
-        "parent_run_id": attrs.get(_study.PARENT_RUN_ATTR),
+        "experiment_id": attrs.get(EXPERIMENT_ATTR),
+        "parent_run_id": attrs.get(PARENT_RUN_ATTR),
         "model_uri": attrs.get(MODEL_URI_ATTR),
     }
 

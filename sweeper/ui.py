@@ -28,7 +28,7 @@ from typing import Any, TextIO
 
 from . import results as _results
 from ._redact import redact_uri
-from .tracking.writer import resolve_tracking_uri
+from .tracking.uri import resolve_tracking_uri
 from .errors import SweeperError
 
 DEFAULT_PORT = 5000

@@ -15,14 +15,14 @@ def test_the_outbox_hands_over_every_waiting_message_at_once_in_order():
     with SweepManager() as manager:
         outbox = manager.Outbox()
         for worker_id in range(5):
-            outbox.put(WorkerReady(worker_id, 100 + worker_id))
+            outbox.put(WorkerReady(worker_id, "h", 100 + worker_id))
         assert [m.worker_id for m in outbox.get_all(1.0)] == [0, 1, 2, 3, 4]
         t0 = time.monotonic()
         with pytest.raises(queue.Empty):
             outbox.get_all(0.2)  # nothing waiting: Empty after the timeout, as Queue.get
         assert time.monotonic() - t0 >= 0.15
-        outbox.put(WorkerReady(7, 1))
-        assert outbox.get(timeout=1.0) == WorkerReady(7, 1)  # the Manager queue it is
+        outbox.put(WorkerReady(7, "h", 1))
+        assert outbox.get(timeout=1.0) == WorkerReady(7, "h", 1)  # the Manager queue it is
 
 
 def test_receive_returns_batched_messages_one_by_one():
@@ -32,7 +32,7 @@ def test_receive_returns_batched_messages_one_by_one():
     backend.start(0)
     try:
         for worker_id in range(3):
-            backend._outbox.put(WorkerReady(worker_id, 1))
+            backend._outbox.put(WorkerReady(worker_id, "h", 1))
         assert [backend.receive(1.0).worker_id for _ in range(3)] == [0, 1, 2]
         assert backend.receive(0.05) is None
     finally:

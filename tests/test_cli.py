@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 import io
 import itertools
 import subprocess
@@ -93,21 +95,27 @@ def test_validate_prints_the_space_and_grid_size(tmp_path):
     assert "grid size: 24" in done.stdout and "kernel: categorical ['rbf', 'linear']" in done.stdout
 
 
-def test_the_program_skips_teardown_but_not_atexit_handlers_or_output(tmp_path):
-    """``main()`` as the whole program ends with os._exit (no ~1 s interpreter teardown), yet
-    atexit handlers still run, buffered output still arrives, and the exit status is kept."""
+def test_the_program_returns_its_status_and_freezes_what_exists_for_a_cheap_teardown(tmp_path):
+    """``main()`` as the whole program returns normally (no os._exit: atexit handlers, buffered
+    output and the exit status all behave as Python's), with the objects alive at the end
+    frozen out of the last garbage collection, the ~1 s teardown after mlflow is loaded."""
     script = (
-        "import atexit, sys\n"
+        "import atexit, gc, sys\n"
         "from sweeper import cli\n"
         "atexit.register(lambda: print('atexit handler ran'))\n"
         "sys.stdout.write('buffered, no newline')\n"
         f"sys.argv = ['sweeper', 'validate', {str(tmp_path / 'missing.yaml')!r}]\n"
-        "cli.main()\n"
-        "print('not reached: main() ends the process')\n"
+        "code = cli.main()\n"
+        "print(' frozen', gc.get_freeze_count() > 0)\n"
+        "raise SystemExit(code)\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "missing.yaml" in done.stderr
-    assert done.stdout == "buffered, no newlineatexit handler ran\n"
+    assert done.stdout == "buffered, no newline frozen True\natexit handler ran\n"
+    called = subprocess.run([sys.executable, "-c", "import gc; from sweeper import cli\n"
+                             "cli.main(['validate', 'missing.yaml']); print(gc.get_freeze_count())"],
+                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert called.stdout.strip() == "0"  # a caller's own process is left as it was
 
 
 def test_user_objective_config_and_exit_1_when_nothing_completes(tmp_path):
@@ -132,14 +140,19 @@ class _Stream(io.StringIO):
 
 
 def _fake_trial(number: int, value: float):
-    return SimpleNamespace(number=number, values=[value], state=optuna.trial.TrialState.COMPLETE, system_attrs={})
+    start = datetime.datetime(2026, 1, 1, 12, 0, 0)
+    return SimpleNamespace(number=number, values=[value], state=optuna.trial.TrialState.COMPLETE, system_attrs={},
+                           datetime_start=start, datetime_complete=start + datetime.timedelta(seconds=10))
 
 
 def test_progress_is_one_live_line_in_a_terminal_and_plain_lines_in_logs():
-    from sweeper.engine.coordinator import SweepSummary
     from sweeper.cli import _Progress
+    from sweeper.engine.coordinator import SweepSummary
+    from sweeper.engine.recorder import WorkerInfo
+    from sweeper.engine.study import Totals
 
-    summary = SweepSummary(n_complete=2, best=(0.5, 1))
+    summary = SweepSummary(totals=Totals(complete=2, counted=2, best_trial=1, best_value=0.5),
+                           workers={0: WorkerInfo("h", 1), 1: WorkerInfo("h", 2)})
     for tty in (True, False):
         stream = _Stream(tty)
         progress = _Progress(4, stream=stream)
@@ -147,7 +160,8 @@ def test_progress_is_one_live_line_in_a_terminal_and_plain_lines_in_logs():
         progress(_fake_trial(1, 0.5), summary, 1)
         progress.close()
         text = stream.getvalue()
-        assert "[2/4] done 2 failed 0 pruned 0 running 1 | best 0.5 (#1)" in text and "eta" in text
+        assert "[2/4] done 2 failed 0 pruned 0 running 1 | best 0.5 (#1)" in text
+        assert "eta 0:10" in text  # 2 trials left of 10 s each, on 2 workers
         if tty:
             assert text.count("\r\033[K") == 2 and text.count("\n") == 1
         else:

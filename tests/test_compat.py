@@ -18,6 +18,68 @@ def test_every_compat_function_has_a_test_here():
     assert functions <= tested, f"untested: {sorted(functions - tested)}"
 
 
+def _study():
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.create_study()
+
+
+def test_enter_optimize_loop():
+    study = _study()
+    _compat.enter_optimize_loop(study)
+    study.stop()  # refused by Optuna outside an optimize loop
+    assert _compat.stop_requested(study)
+    _compat.leave_optimize_loop(study)
+    _compat.enter_optimize_loop(study)
+    assert not _compat.stop_requested(study)
+    _compat.leave_optimize_loop(study)
+
+
+def test_leave_optimize_loop():
+    import pytest
+
+    study = _study()
+    _compat.enter_optimize_loop(study)
+    _compat.leave_optimize_loop(study)
+    with pytest.raises(RuntimeError):
+        study.stop()
+
+
+def test_stop_requested():
+    study = _study()
+    assert _compat.stop_requested(study) is False
+
+
+def test_set_trial_system_attr():
+    study = _study()
+    trial = study.ask()
+    _compat.set_trial_system_attr(study, trial, "sweeper:x", 1)
+    study.tell(trial, 1.0)
+    assert study.trials[0].system_attrs == {"sweeper:x": 1}
+
+
+def test_stored_trial():
+    study = _study()
+    trial = study.ask()
+    assert not _compat.stored_trial(study, trial).state.is_finished()
+    study.tell(trial, 2.0)
+    assert _compat.stored_trial(study, trial).value == 2.0
+
+
+def test_forget_active_mlflow_run(tmp_path, monkeypatch):
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/m.db")
+    try:
+        run = mlflow.start_run()
+        _compat.forget_active_mlflow_run()
+        assert mlflow.active_run() is None
+        assert mlflow.MlflowClient().get_run(run.info.run_id).info.status == "RUNNING"
+    finally:
+        mlflow.set_tracking_uri(None)
+
+
 def test_parameter_constraints():
     from sklearn.datasets import make_classification
     from sklearn.svm import SVC

@@ -48,11 +48,15 @@ COMPLETE, FAIL = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL
 class Sweep:
     """``sweeper run`` in its own session (a real process group), its stderr read live."""
 
-    def __init__(self, cwd: Path, config: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, cwd: Path, config: Path, *args: str, env: dict[str, str] | None = None,
+                 crash_at: tuple[str, int] | None = None) -> None:
         env = {**os.environ, **(env or {}),
                "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+        program = [sys.executable, "-m", "sweeper"]
+        if crash_at is not None:  # the coordinator dies at that point, as if SIGKILLed
+            program = [sys.executable, str(TESTS / "_crash_driver.py"), crash_at[0], str(crash_at[1])]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sweeper", "run", str(config), *args], cwd=cwd, env=env,
+            [*program, "run", str(config), *args], cwd=cwd, env=env,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
         )
         self.lines: list[str] = []
@@ -353,7 +357,7 @@ def _ledgers_agree(tmp_path: Path, n_trials: int) -> None:
 @pytest.mark.parametrize("point", ["after_ask", "after_dispatch", "after_result", "after_tell"])
 def test_crash_point_matrix_then_resume(tmp_path, point):
     path = config(tmp_path, n_trials=6, objective_kwargs="{sleep_s: 0.2}")
-    code, _, err = Sweep(tmp_path, path, env={"SWEEPER_CRASH_AT": f"{point}:3"}).finish()
+    code, _, err = Sweep(tmp_path, path, crash_at=(point, 3)).finish()
     assert code == 86, err  # died at the crash point, like a SIGKILL
     code, _, err = Sweep(tmp_path, path).finish()
     assert code == 0, err
@@ -366,14 +370,14 @@ def test_killed_manager_fails_running_trials_and_exits_1_without_hanging(tmp_pat
     path = config(tmp_path, n_trials=20, objective_kwargs="{sleep_s: 0.5}")
     sweep = Sweep(tmp_path, path)
     sweep.wait_for("[1/20]")
-    pids = json.loads((tmp_path / ".sweeper" / "sweep" / "pids.json").read_text())
-    os.kill(pids["manager"], signal.SIGKILL)
+    pids = json.loads((tmp_path / ".sweeper" / "sweep" / "processes.json").read_text())
+    os.kill(pids["manager_pid"], signal.SIGKILL)
     started = time.monotonic()
     code, _, err = sweep.finish(timeout_s=30)
     assert time.monotonic() - started < 30
     assert code == 1, err
     assert "lost the channel to the workers" in err and "run the same command again to resume" in err
-    assert gone(list(pids["workers"].values())) == []
+    assert gone([w["pid"] for w in pids["workers"].values()]) == []
     study = study_of(tmp_path)
     assert not [t for t in study.trials if not t.state.is_finished()]
 
@@ -390,9 +394,9 @@ def test_mlflow_writer_process_killed_mid_sweep_loses_no_trial(tmp_path):
     while "mlflow_parent_run_id" not in study_of(tmp_path).user_attrs:  # the store is open
         assert time.monotonic() < deadline and sweep.proc.poll() is None, "".join(sweep.lines)
         time.sleep(0.05)
-    pids = json.loads((tmp_path / ".sweeper" / "sweep" / "pids.json").read_text())
-    assert pids["mlflow_writer"] not in (None, pids["coordinator"])
-    os.kill(pids["mlflow_writer"], signal.SIGKILL)
+    pids = json.loads((tmp_path / ".sweeper" / "sweep" / "processes.json").read_text())
+    assert pids["recorder_pid"] not in (None, pids["coordinator"])
+    os.kill(pids["recorder_pid"], signal.SIGKILL)
     code, _, err = sweep.finish(timeout_s=60)
     assert code == 0, err
     assert "MLflow writer process exited" in err
@@ -444,8 +448,8 @@ def test_oversized_user_attr_fails_the_trial_in_the_worker():
 
 
 def test_credentials_never_reach_the_resolved_config_or_params():
-    from sweeper.api import _config_params, _config_yaml
     from sweeper.config import config_from_dict
+    from sweeper.sweep import Sweep, SweepSpec, _config_yaml
 
     cfg = config_from_dict({
         "name": "secret-test", "objective": "_objectives:quadratic", "n_trials": 1,
@@ -453,7 +457,7 @@ def test_credentials_never_reach_the_resolved_config_or_params():
         "tracking": {"uri": "http://user:s3cret@127.0.0.1:5000"},
     })
     assert "s3cret" not in _config_yaml(cfg)
-    assert "s3cret" not in repr(_config_params(cfg, 2))
+    assert "s3cret" not in repr(Sweep(SweepSpec(cfg))._parent_params(2))
 
 
 def test_retry_exceptions_when_asked(tmp_path):
@@ -479,19 +483,14 @@ def test_unreachable_store_with_tracking_not_required_runs_and_spools(tmp_path):
 
 
 def test_oversubscribing_inner_n_jobs_is_capped_with_a_warning(tmp_path, caplog):
-    from sweeper.api import _builtin_kwargs
-    from sweeper.workers.shared import Publication
     from sweeper.config import config_from_dict
+    from sweeper.objectives.builtin import builtin_kwargs
 
     cfg = config_from_dict({
         "name": "rf", "model": {"estimator": "sklearn.ensemble.RandomForestClassifier", "params": {"n_jobs": -1}},
         "data": "load_iris", "search_space": {"max_depth": {"low": 2, "high": 4}}, "n_trials": 1,
     })
-    publication = Publication()
-    try:
-        kwargs = _builtin_kwargs(cfg, 2, tuple(cfg.search_space), publication)
-    finally:
-        publication.release()
+    kwargs = builtin_kwargs(cfg, 2, share=lambda kwargs, **_: dict(kwargs))
     assert kwargs["fixed_params"]["n_jobs"] == max(1, (os.cpu_count() or 1) // 2)
     assert "would oversubscribe" in caplog.text
 

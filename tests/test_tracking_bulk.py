@@ -16,7 +16,8 @@ from conftest import children_runs
 from sweeper.tracking.bulk import BulkWriter, ChildRun, Conflict
 from sweeper.tracking.client_store import ClientStore
 from sweeper.tracking.sqlite_store import SqliteStore
-from sweeper.tracking.writer import ChildRecord, Tracker
+from sweeper.tracking.records import ChildRecord
+from sweeper.tracking.writer import Tracker
 
 WRITERS = ["sqlalchemy", "direct"]
 

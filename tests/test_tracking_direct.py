@@ -4,6 +4,8 @@ goes to MLflow's client with nothing lost or doubled."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import json
 import math
 import os
@@ -19,7 +21,8 @@ from conftest import ROOT, children_runs
 from sweeper.tracking import template as _store_template
 from sweeper.tracking.client_store import ClientStore
 from sweeper.tracking.sqlite_store import SqliteStore
-from sweeper.tracking.writer import ChildRecord, Tracker
+from sweeper.tracking.records import ChildRecord
+from sweeper.tracking.writer import Tracker
 
 
 def write_sweep(uri: str, experiment: str, artifact_file: str, now: int) -> Tracker:
@@ -48,7 +51,7 @@ def write_sweep(uri: str, experiment: str, artifact_file: str, now: int) -> Trac
             record.texts["traceback.txt"] = "Traceback: boom\n"
         if number == 3:
             record.texts["output.txt"] = "hello from the trial\n"
-            record.files.append((artifact_file, "extra"))
+            record.files.append(("notes.txt", Path(artifact_file).read_bytes(), "extra"))
         tracker.child_finished(record)
         tracker.parent_progress({"best_value": number * 1.5, "trials_complete": float(number)},
                                 {"sweeper.best_trial": str(number)}, number + 1)
@@ -134,7 +137,8 @@ def test_a_sweep_written_directly_reads_back_as_the_one_mlflow_writes(tmp_path, 
 def test_the_writer_process_never_imports_mlflow_on_a_known_store(tmp_path, template):
     code = textwrap.dedent(f"""
         import sys, time
-        from sweeper.tracking.writer import ChildRecord, Tracker
+        from sweeper.tracking.records import ChildRecord
+        from sweeper.tracking.writer import Tracker
         tracker = Tracker("sqlite:///{tmp_path}/mlflow.db", "e", "s")
         tracker.start({{"a": 1}}, {{}}, {{"sweep.yaml": "x: 1"}})
         tracker.wait_ready()

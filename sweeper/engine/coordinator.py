@@ -1,108 +1,146 @@
-"""The coordinator: the one process that decides, and the only writer of the study and MLflow.
+"""The coordinator: the one process that decides, and the only writer of the study.
 
-    study.ask() --RunTrial--> inbox[w] --> worker w runs objective(trial)
-                                              | Suggest / Report / ShouldPrune / Metrics
-    study.tell() <--TrialFinished-- outbox <--+ (one shared Manager queue)
+    study.ask() --RunTrial--> backend.send(slot) --> worker in that slot runs objective(trial)
+                                                         | Suggest / Report / ShouldPrune / Metrics
+    study.tell() <--TrialFinished-- backend.receive() <--+  (or WorkerLost: the slot's worker died)
          |
-         +--> Tracker (writer process or thread) --> MLflow parent run + one child run per trial
+         +--> recorder.trial_started / trial_finished / progress   (MLflow, or nothing)
 
-A single-threaded loop, no locks: keep every idle worker busy (no batch barrier), handle one
-message at a time, notice dead workers and overdue trials, and send *every* ending (result,
-crash, timeout, interruption) through ``_finish`` so Optuna and MLflow always agree.
+A single-threaded loop, no locks: keep every idle slot busy (no batch barrier), handle one
+message at a time, fail trials past their deadline, and send *every* ending (result, crash,
+timeout, interruption) through ``_finish``, so the study and the record always agree.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
-import os
-import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..workers.local import Backend
+from .. import _compat
+from ..config.space import suggest_from_json, suggest_on
+from ..errors import BackendError
+from ..workers.backend import Backend
 from ..workers.messages import (
     Artifact,
-    FromWorker,
+    FromBackend,
     Metrics,
     PruneDecision,
     Report,
     RunTrial,
-    RunIdReply,
-    RunIdRequest,
     ShouldPrune,
     Suggest,
     Suggestion,
+    TrialEnv,
+    TrialEnvRequest,
     TrialFinished,
     UserAttr,
+    WorkerLost,
     WorkerReady,
 )
-from ..config.space import suggest_from_json, suggest_on
-from .study import PARENT_RUN_ATTR, RETRY_ATTR
-from ..tracking.writer import ChildRecord, Tracker, metric_names, mlflow_status
-from ..tracking.process import ProcessTracker
+from .recorder import (
+    FileBlob,
+    Measurement,
+    Progress,
+    Recorder,
+    SweepEnd,
+    TrialRecord,
+    TrialStarted,
+    WorkerInfo,
+)
+from .study import (
+    DURATION_ATTR,
+    ERROR_ATTR,
+    FAIL_REASON_ATTR,
+    RETRY_ATTR,
+    TRACEBACK_ATTR,
+    WORKER_ATTR,
+    Totals,
+    counts_toward_budget,
+    is_sweeper_attr,
+)
 
 logger = logging.getLogger("sweeper")
 
-#: Longest the loop sleeps waiting for a message; bounds how late a crash or deadline is seen.
+#: Longest the loop sleeps waiting for a message; bounds how late a deadline is seen.
 POLL_S = 0.05
-#: Longest a worker waits for its trial's MLflow run to exist before running without it.
-RUN_ID_WAIT_S = 30.0
-#: How long a recycled worker may take to exit on its own before it is killed.
+#: Longest a worker waits for its trial's environment (its MLflow run) before running without it.
+ENV_WAIT_S = 30.0
+#: How long a recycled worker may take to leave on its own before it is cancelled.
 RECYCLE_GRACE_S = 10.0
 #: Metric values one trial may log; past it they are counted, not kept (a flood guard).
 MAX_METRICS_PER_TRIAL = 20_000
 #: Intermediate values one trial may report to the pruner (each is a study write).
 MAX_REPORTS_PER_TRIAL = 10_000
-#: Captured output kept per trial: the head and the tail around a truncation marker.
-OUTPUT_HEAD_BYTES, OUTPUT_TAIL_BYTES = 64 * 1024, 448 * 1024
-#: Longest a traceback kept in the study's system attrs (the full text goes to MLflow).
+#: Longest a traceback kept in the study's system attrs (the whole text goes to the record).
 MAX_TRACEBACK_ATTR = 8000
+#: Longest an error message kept in the study's system attrs.
+MAX_ERROR_ATTR = 2000
+#: How often the recorder's study attrs (its ids) are looked at for changes.
+ATTRS_INTERVAL_S = 0.5
+#: After a cancelled trial's grace period, how long its worker's loss may take to be reported
+#: (with what the trial printed) before the trial is failed without it.
+LOST_WAIT_S = 5.0
 
 
 @dataclass(frozen=True)
 class SweepPlan:
-    """What to run; built by ``api`` from a YAML config or from ``optimize`` arguments."""
+    """What the coordinator runs: built by ``sweeper.sweep`` from a config or ``optimize``'s arguments."""
 
-    objective: str  # import path "pkg.mod:fn"
-    objective_kwargs: dict[str, Any] = field(default_factory=dict)
+    objective: str  # how the backend names the objective (an import path, or a key sent by value)
+    objective_kwargs: Mapping[str, Any] = field(default_factory=dict)
     space: tuple[Any, ...] = ()  # declared params, pre-sampled by the coordinator
-    n_trials: int | None = None  # trials to start in this call (None: until timeout/stop)
+    n_trials: int | None = None  # trials to start in this session (None: until timeout/stop)
+    n_target: int | None = None  # the sweep's total, for progress (None: no fixed total)
     timeout_s: float | None = None  # no new trial starts after this
     trial_timeout_s: float | None = None
-    kill_grace_s: float = 2.0  # SIGTERM -> SIGKILL
+    kill_grace_s: float = 2.0  # a cancelled trial is asked to stop, then ended after this
     stop_grace_s: float = 30.0  # first Ctrl-C: how long running trials may finish
-    max_consecutive_failures: int | None = None
+    max_consecutive_failures: int | None = 10
     max_retries: int = 0  # re-run a crashed or timed-out trial's params this many times
     retry_exceptions: bool = False  # ... and one whose objective raised
-    tracking_required: bool = True  # False: a store that fails to open is a warning, not an abort
-    scratch_dir: str | None = None  # per-sweep temp dir: staged artifacts, captured output
-    capture_output: bool = False  # each trial's stdout/stderr -> output.txt on its child run
+    capture_output: bool = False  # each trial's stdout/stderr travels back with its result
 
 
 @dataclass
 class SweepSummary:
-    """How a sweep went, for the CLI's exit code and closing table."""
+    """How a sweep stands: totals over every session of it, and how this session ended."""
 
-    n_complete: int = 0
-    n_pruned: int = 0
-    n_fail: int = 0
+    totals: Totals = field(default_factory=Totals)
+    session_finished: int = 0  # trials this session finished
     elapsed_s: float = 0.0
-    stopped: str | None = None  # why it ended early: "interrupted", "crash loop", "stop()"
+    stopped: str | None = None  # why it ended early: "interrupted by SIGINT", "crash loop ...", "study.stop()"
     failed_fast: bool = False  # the failure brake (max_consecutive_failures / fail_fast) fired
-    best: tuple[float, int] | None = None  # single objective: best value so far and its trial
     signal: int | None = None
-    worker_pids: set[int] = field(default_factory=set)
-    failure_reasons: dict[str, int] = field(default_factory=dict)
+    workers: dict[int, WorkerInfo] = field(default_factory=dict)  # every worker that said ready
+    failure_reasons: dict[str, int] = field(default_factory=dict)  # this session's
     tracking_failures: list[str] = field(default_factory=list)
 
     @property
+    def n_complete(self) -> int:
+        return self.totals.complete
+
+    @property
+    def n_pruned(self) -> int:
+        return self.totals.pruned
+
+    @property
+    def n_fail(self) -> int:
+        return self.totals.fail
+
+    @property
     def n_finished(self) -> int:
-        return self.n_complete + self.n_pruned + self.n_fail
+        return self.totals.finished
+
+    @property
+    def best(self) -> tuple[float, int] | None:
+        """Single objective: the best value and its trial, ties to the lower number (as Optuna)."""
+        if self.totals.best_trial is None or self.totals.best_value is None:
+            return None
+        return self.totals.best_value, self.totals.best_trial
 
 
 @dataclass
@@ -112,11 +150,12 @@ class _Running:
     started: float  # time.monotonic()
     start_ms: int
     deadline: float | None
-    metrics: list[tuple[str, float, int, int]] = field(default_factory=list)
-    files: list[tuple[str, str | None]] = field(default_factory=list)
+    measurements: list[Measurement] = field(default_factory=list)
+    reports: list[Measurement] = field(default_factory=list)
+    files: list[FileBlob] = field(default_factory=list)
     retry_of: int | None = None
-    metrics_dropped: int = 0
-    reports: int = 0
+    dropped: int = 0
+    cancelled_at: float | None = None  # past its deadline: its worker is being stopped
 
 
 class Coordinator:
@@ -128,29 +167,33 @@ class Coordinator:
         plan: SweepPlan,
         backend: Backend,
         n_workers: int,
+        recorder: Recorder,
         *,
-        tracker: Tracker | ProcessTracker | None = None,
+        totals: Totals | None = None,
         on_trial_finished: Callable[[Any, SweepSummary, int], None] | None = None,
         callbacks: Sequence[Callable[[Any, Any], None]] | None = None,
-        pids_path: str | None = None,
+        on_workers_changed: Callable[[Mapping[int, WorkerInfo]], None] | None = None,
     ) -> None:
         self.study = study
-        self._pids_path = pids_path
-        self._callbacks = list(callbacks or ())
         self.plan = plan
         self.backend = backend
         self.n_workers = n_workers
-        self.tracker = tracker
-        self.summary = SweepSummary()
+        self.recorder = recorder
+        self.summary = SweepSummary(totals=totals or Totals())
         self._on_trial_finished = on_trial_finished
+        self._callbacks = list(callbacks or ())
+        self._on_workers_changed = on_workers_changed
         self._n_objectives = len(study.directions)
+        self._maximize = [d.name == "MAXIMIZE" for d in study.directions]
         self._running: dict[int, _Running] = {}  # worker_id -> its trial
         self._idle: set[int] = set()
-        self._retiring: dict[int, float] = {}  # worker_id -> when to SIGKILL it
-        self._pids: dict[int, int] = {}
-        self._awaiting_run_id: dict[int, tuple[int, float]] = {}  # worker_id -> (trial, asked at)
+        self._workers: dict[int, WorkerInfo] = {}  # worker_id -> where its current worker runs
+        self._retiring: dict[int, float] = {}  # worker_id -> when to cancel it (recycled, lingering)
+        self._cancelled: set[int] = set()  # slots whose worker was cancelled: no trial until ready
+        self._lost: set[int] = set()  # slots the backend gave up on
+        self._awaiting_env: dict[int, tuple[int, float]] = {}  # worker_id -> (trial, asked at)
         self._started = 0
-        self._retries: dict[int, int] = {}  # trial number -> its attempt count
+        self._attempts: dict[int, int] = {}  # trial number -> its retry count
         self._retry_queue: list[tuple[dict[str, Any], int]] = []
         self._consecutive_failures = 0
         self._stop = threading.Event()
@@ -158,21 +201,10 @@ class Coordinator:
         self._abort = threading.Event()
         self._stop_deadline: float | None = None
         self._t0 = 0.0
-        self._parent_noted = False
-        crash = os.environ.get("SWEEPER_CRASH_AT", "")
-        point, _, nth = crash.partition(":")
-        self._crash_point = (point, int(nth or 1)) if point else None
-        self._crash_count = 0
-
-    def _crash_at(self, point: str) -> None:
-        """Fault injection for the crash-point tests (RELIABILITY.md B19): with
-        ``SWEEPER_CRASH_AT=after_tell:3`` the coordinator dies, as if SIGKILLed, the 3rd time
-        it passes ``after_tell``. Does nothing unless the variable is set."""
-        if self._crash_point is None or self._crash_point[0] != point:
-            return
-        self._crash_count += 1
-        if self._crash_count >= self._crash_point[1]:
-            os._exit(86)
+        self._notices: list[Any] = []  # finished trials to tell on_trial_finished about
+        self._attrs_written: dict[str, Any] = {}
+        self._attrs_checked = 0.0
+        self._study_view = self._initial_study_view()
 
     # --- control (any thread) -------------------------------------------------------------------
 
@@ -190,14 +222,12 @@ class Coordinator:
         self._t0 = time.monotonic()
         # We are the study's optimize loop: samplers and callbacks may call study.stop()
         # (GridSampler does once the grid is covered), which Optuna refuses outside one.
-        self.study._thread_local.in_optimize_loop = True
-        self.study._stop_flag = False
-        self.backend.start(self.n_workers)
-        self._write_pids()
+        _compat.enter_optimize_loop(self.study)
         try:
+            self.backend.start(self.n_workers)
             self._loop()
         finally:
-            self.study._thread_local.in_optimize_loop = False
+            _compat.leave_optimize_loop(self.study)
             self._shutdown()
         return self.summary
 
@@ -216,43 +246,30 @@ class Coordinator:
             if self._stop_deadline is not None and time.monotonic() > self._stop_deadline:
                 self._fail_all_running("interrupted", "sweep interrupted (grace period over)")
                 return
-            if self.tracker is not None:
-                if self.plan.tracking_required:
-                    self.tracker.raise_if_failed()
-                self._note_parent_run()
+            self.recorder.check()
+            self._write_study_attrs()
             self._fill_idle_workers()
+            self._notify()
             if not self._running and not self._may_start_more():
                 return
-            # One message per round: probing an empty Manager queue is a round trip of its own
-            # (~0.3 ms), and the rest of the round (sentinels, deadlines) costs microseconds.
             message = self.backend.receive(POLL_S)
             if message is not None:
                 self._handle(message)
-            if self._awaiting_run_id:
-                self._answer_run_id_requests()
-            self._reap_dead_workers()
+            if self._awaiting_env:
+                self._answer_env_requests()
             self._enforce_deadlines()
 
-    def _write_pids(self) -> None:
-        """Who is running this sweep, for ``sweeper status`` and for tests that kill processes."""
-        if self._pids_path is None:
+    def _write_study_attrs(self, *, force: bool = False) -> None:
+        """Keep what the recorder needs in the study (the ids of its records) as soon as it
+        knows them: a sweep whose coordinator is killed then resumes into the same record."""
+        now = time.monotonic()
+        if not force and now - self._attrs_checked < ATTRS_INTERVAL_S:
             return
-        manager = getattr(self.backend, "manager_pid", lambda: None)()
-        data = {"coordinator": os.getpid(), "manager": manager, "workers": self.backend.pids(),
-                "mlflow_writer": getattr(self.tracker, "pid", None)}
-        temporary = f"{self._pids_path}.tmp"
-        with open(temporary, "w", encoding="utf-8") as handle:
-            json.dump(data, handle)
-        os.replace(temporary, self._pids_path)
-
-    def _note_parent_run(self) -> None:
-        """Store the parent run id in the study as soon as it exists, so a sweep whose
-        coordinator is killed resumes into the same parent run."""
-        if self._parent_noted or self.tracker is None or not self.tracker.ready:
-            return
-        self._parent_noted = True
-        if self.study.user_attrs.get(PARENT_RUN_ATTR) != self.tracker.parent_run_id:
-            self.study.set_user_attr(PARENT_RUN_ATTR, self.tracker.parent_run_id)
+        self._attrs_checked = now
+        for key, value in self.recorder.study_attrs().items():
+            if self._attrs_written.get(key) != value and self.study.user_attrs.get(key) != value:
+                self.study.set_user_attr(key, value)
+            self._attrs_written[key] = value
 
     def _may_start_more(self) -> bool:
         if self._stop.is_set():
@@ -262,7 +279,7 @@ class Coordinator:
             return False
         if self.plan.timeout_s is not None and time.monotonic() - self._t0 >= self.plan.timeout_s:
             return False
-        if self.study._stop_flag:  # asked for by a sampler or callback, before the budget ran out
+        if _compat.stop_requested(self.study):  # a sampler or callback called study.stop()
             self.stop("study.stop()")
             return False
         return True
@@ -279,51 +296,40 @@ class Coordinator:
             params, retry_of = self._retry_queue.pop(0)
             self.study.enqueue_trial(params, user_attrs={RETRY_ATTR: retry_of})
         trial = self.study.ask()
-        self._crash_at("after_ask")
         if retry_of is None:
             self._started += 1  # retries do not use up n_trials
-        if retry_of is not None:
-            self._retries[trial.number] = self._retries.get(retry_of, 0) + 1
+        else:
+            self._attempts[trial.number] = self._attempts.get(retry_of, 0) + 1
         try:
-            params = {spec_name(spec): suggest_on(trial, spec) for spec in self.plan.space}
+            params = {_spec_name(spec): suggest_on(trial, spec) for spec in self.plan.space}
         except Exception as exc:  # noqa: BLE001 - e.g. a sampler that cannot sample this space
             self._idle.add(worker_id)
             self._tell_failure(trial, f"{type(exc).__name__}: {exc}", "sampler")
             return
         now = time.monotonic()
         deadline = None if self.plan.trial_timeout_s is None else now + self.plan.trial_timeout_s
-        self._running[worker_id] = _Running(
-            trial, worker_id, now, _now_ms(), deadline, retry_of=retry_of
+        running = _Running(trial, worker_id, now, _now_ms(), deadline, retry_of=retry_of)
+        self._running[worker_id] = running
+        self.backend.send(worker_id, RunTrial(
+            trial.number, self.plan.objective, params, dict(self.plan.objective_kwargs),
+            capture_output=self.plan.capture_output, study=self._study_view,
+        ))
+        self.recorder.trial_started(
+            TrialStarted(trial.number, running.start_ms, self._workers.get(worker_id), retry_of)
         )
-        self.backend.send(
-            worker_id,
-            RunTrial(
-                trial.number, self.plan.objective, params, self.plan.objective_kwargs,
-                output_path=self._output_path(trial.number), scratch_dir=self.plan.scratch_dir,
-            ),
-        )
-        self._crash_at("after_dispatch")
-        if self.tracker is not None:
-            tags = {"sweeper.trial_number": str(trial.number), "sweeper.state": "running"}
-            if worker_id in self._pids:
-                tags["sweeper.worker_pid"] = str(self._pids[worker_id])
-            if retry_of is not None:
-                tags["sweeper.retry_of"] = str(retry_of)
-            self.tracker.child_started(trial.number, _now_ms(), tags)
 
     # --- messages ---------------------------------------------------------------------------------
 
-    def _handle(self, message: FromWorker) -> None:
+    def _handle(self, message: FromBackend) -> None:
         if isinstance(message, WorkerReady):
-            if message.worker_id not in self._retiring:
-                self._pids[message.worker_id] = message.pid
-                self.summary.worker_pids.add(message.pid)
-                if message.worker_id not in self._running:
-                    self._idle.add(message.worker_id)
+            self._worker_ready(message)
+            return
+        if isinstance(message, WorkerLost):
+            self._worker_lost(message)
             return
         running = self._running.get(message.worker_id)
-        if running is None or running.trial.number != message.trial_number:
-            return  # from a trial that already ended (timed out, worker replaced): drop it
+        if running is None or running.trial.number != message.trial_number or running.cancelled_at is not None:
+            return  # from a trial that ended or is being stopped (timed out, worker replaced): drop it
         trial = running.trial
         if isinstance(message, TrialFinished):
             self._finish(message)
@@ -335,19 +341,7 @@ class Coordinator:
                 reply = Suggestion(trial.number, message.name, None, error=f"{type(exc).__name__}: {exc}")
             self.backend.send(message.worker_id, reply)
         elif isinstance(message, Report):
-            running.reports += 1
-            if running.reports > MAX_REPORTS_PER_TRIAL:  # a flood: no more pruning input, counted
-                running.metrics_dropped += 1
-                return
-            if len(running.metrics) < MAX_METRICS_PER_TRIAL:
-                running.metrics.append(("intermediate_value", message.value, message.step, _now_ms()))
-            else:
-                running.metrics_dropped += 1
-            if self._n_objectives == 1:
-                try:
-                    trial.report(message.value, message.step)
-                except Exception as exc:  # noqa: BLE001
-                    logger.debug("trial %d: report ignored: %s", trial.number, exc)
+            self._report(running, message)
         elif isinstance(message, ShouldPrune):
             try:
                 prune = bool(trial.should_prune()) if self._n_objectives == 1 else False
@@ -357,63 +351,108 @@ class Coordinator:
         elif isinstance(message, Metrics):
             now = _now_ms()
             step = 0 if message.step is None else message.step
-            room = MAX_METRICS_PER_TRIAL - len(running.metrics)
-            if room < len(message.values):
-                running.metrics_dropped += len(message.values) - max(room, 0)
-            running.metrics.extend(list((k, v, step, now) for k, v in message.values.items())[: max(room, 0)])
+            room = max(0, MAX_METRICS_PER_TRIAL - len(running.measurements))
+            items = list(message.values.items())
+            running.dropped += max(0, len(items) - room)
+            running.measurements.extend(Measurement(k, float(v), step, now) for k, v in items[:room])
         elif isinstance(message, UserAttr):
             try:
                 trial.set_user_attr(message.key, message.value)
             except Exception as exc:  # noqa: BLE001
                 logger.warning("trial %d: user attr %r not stored: %s", trial.number, message.key, exc)
         elif isinstance(message, Artifact):
-            running.files.append((message.path, message.artifact_path))
-        elif isinstance(message, RunIdRequest):
-            self._awaiting_run_id[message.worker_id] = (trial.number, time.monotonic())
-            self._answer_run_id_requests()
+            running.files.append(FileBlob(message.name, message.data, message.artifact_path))
+        elif isinstance(message, TrialEnvRequest):
+            self._awaiting_env[message.worker_id] = (trial.number, time.monotonic())
+            self._answer_env_requests()
 
-    def _answer_run_id_requests(self) -> None:
-        """Reply once the writer thread has created the child run (or cannot)."""
-        for worker_id, (number, asked_at) in list(self._awaiting_run_id.items()):
+    def _worker_ready(self, message: WorkerReady) -> None:
+        worker_id = message.worker_id
+        self._workers[worker_id] = self.summary.workers[worker_id] = WorkerInfo(message.host, message.pid)
+        self._cancelled.discard(worker_id)
+        self._retiring.pop(worker_id, None)
+        if worker_id not in self._running:
+            self._idle.add(worker_id)
+        if self._on_workers_changed is not None:
+            self._on_workers_changed(dict(self._workers))
+
+    def _worker_lost(self, message: WorkerLost) -> None:
+        worker_id = message.worker_id
+        self._idle.discard(worker_id)
+        self._workers.pop(worker_id, None)
+        self._retiring.pop(worker_id, None)
+        if self._on_workers_changed is not None:
+            self._on_workers_changed(dict(self._workers))
+        running = self._running.get(worker_id)
+        if running is not None:
+            if running.cancelled_at is not None:
+                self._finish(self._timed_out(running, message.output))
+            else:
+                self._finish(TrialFinished(
+                    worker_id, running.trial.number, "fail", duration_s=time.monotonic() - running.started,
+                    error=f"WorkerCrashed: {message.reason}", reason="crashed", output=message.output,
+                ))
+            self._idle.discard(worker_id)
+        if not message.replaced:
+            self._lost.add(worker_id)
+            logger.warning("worker slot %d is not replaced: %s", worker_id, message.reason)
+            if len(self._lost) >= self.n_workers:
+                raise BackendError(f"every worker died before it was ready (last: {message.reason})")
+
+    def _report(self, running: _Running, message: Report) -> None:
+        if len(running.reports) >= MAX_REPORTS_PER_TRIAL:  # a flood: no more pruning input, counted
+            running.dropped += 1
+            return
+        running.reports.append(Measurement("intermediate_value", message.value, message.step, _now_ms()))
+        if self._n_objectives == 1:
+            try:
+                running.trial.report(message.value, message.step)
+            except Exception as exc:  # noqa: BLE001
+                logger.debug("trial %d: report ignored: %s", running.trial.number, exc)
+
+    def _answer_env_requests(self) -> None:
+        """Reply once the recorder knows the trial's environment (its run exists), or cannot."""
+        for worker_id, (number, asked_at) in list(self._awaiting_env.items()):
             running = self._running.get(worker_id)
             if running is None or running.trial.number != number:
-                del self._awaiting_run_id[worker_id]
+                del self._awaiting_env[worker_id]
                 continue
-            tracker = self.tracker
-            run_id = None if tracker is None else tracker.run_ids.get(number)
-            waited_s = time.monotonic() - asked_at
-            if run_id is None and tracker is not None and not tracker.failed and waited_s < RUN_ID_WAIT_S:
-                continue  # not created yet: asked again next round
-            del self._awaiting_run_id[worker_id]
-            uri = None if tracker is None else tracker.uri
-            self.backend.send(worker_id, RunIdReply(number, run_id, uri))
+            env = self.recorder.trial_env(number)
+            if env is None and time.monotonic() - asked_at < ENV_WAIT_S:
+                continue  # not known yet: asked again next round
+            del self._awaiting_env[worker_id]
+            self.backend.send(worker_id, TrialEnv(number, dict(env or {})))
 
     # --- every ending goes through here -----------------------------------------------------------
 
     def _finish(self, outcome: TrialFinished) -> None:
         running = self._running.pop(outcome.worker_id)
-        if outcome.worker_exits:  # recycled: replaced once it has exited (killed if it lingers)
-            self._retiring[outcome.worker_id] = time.monotonic() + RECYCLE_GRACE_S
-        elif outcome.worker_id not in self._retiring:
-            self._idle.add(outcome.worker_id)
+        worker_id = outcome.worker_id
+        if outcome.worker_exits:  # recycled: a fresh worker announces itself when it is up
+            self._retiring[worker_id] = time.monotonic() + RECYCLE_GRACE_S
+        elif worker_id not in self._cancelled and worker_id in self._workers:
+            self._idle.add(worker_id)
         trial = running.trial
         state, error, reason = outcome.state, outcome.error, outcome.reason
         values = outcome.values
         if state == "complete" and values is not None and len(values) != self._n_objectives:
             state, reason = "fail", "bad_value"
             error = f"objective returned {len(values)} value(s), but the study has {self._n_objectives} direction(s)"
-        self._crash_at("after_result")
-        frozen = self._tell(trial, state, values, error, reason, outcome)
-        self._crash_at("after_tell")
+        if state == "pruned":
+            reason = "pruned"
+        frozen = self._tell(running, state, values, error, reason, outcome)
         if frozen is None:
             state = "fail"
-        self._count(state, reason)
+        elif frozen.state.name != state.upper() and frozen.state.name in ("COMPLETE", "PRUNED", "FAIL"):
+            state = frozen.state.name.lower()  # e.g. told before a later error: the study is the truth
+        if state != "complete":
+            values = None
+        self._count(frozen, state, reason)
         retryable = ("crashed", "timeout", "exception") if self.plan.retry_exceptions else ("crashed", "timeout")
-        if state == "fail" and reason in retryable and self._attempts(trial.number) < self.plan.max_retries:
+        if state == "fail" and reason in retryable and self._attempts.get(trial.number, 0) < self.plan.max_retries:
             self._retry_queue.append((dict(frozen.params if frozen else trial.params), trial.number))
         if state == "complete":
             self._consecutive_failures = 0
-            self._update_best(trial.number, values)
         elif state == "fail":
             self._consecutive_failures += 1
             limit = self.plan.max_consecutive_failures
@@ -423,23 +462,30 @@ class Coordinator:
                 self.stop(f"crash loop: {limit} trial(s) failed in a row (most often: {common})")
         self._record(running, outcome, state, values, error, reason, frozen)
         if frozen is not None:
-            if self._on_trial_finished is not None:
-                self._on_trial_finished(frozen, self.summary, len(self._running))
-            for callback in self._callbacks:  # Optuna's contract: (study, frozen_trial)
+            self._notices.append(frozen)
+            for callback in self._callbacks:  # Optuna's contract: (study, frozen_trial), at once
                 callback(self.study, frozen)
 
-    def _tell(self, trial: Any, state: str, values: Any, error: str | None, reason: str | None,
+    def _notify(self) -> None:
+        """Tell ``on_trial_finished`` (progress lines) once the freed workers have their next
+        trial, so "running" counts the busy workers, not one less."""
+        notices, self._notices = self._notices, []
+        if self._on_trial_finished is not None:
+            for frozen in notices:
+                self._on_trial_finished(frozen, self.summary, len(self._running))
+
+    def _tell(self, running: _Running, state: str, values: Any, error: str | None, reason: str | None,
               outcome: TrialFinished) -> Any:
         from optuna.trial import TrialState
 
-        storage, trial_id = self.study._storage, trial._trial_id
-        pid = self._pids.get(outcome.worker_id)
-        if pid is not None:
-            storage.set_trial_system_attr(trial_id, "sweeper:worker_pid", pid)
-        storage.set_trial_system_attr(trial_id, "sweeper:duration_s", round(outcome.duration_s, 4))
-        run_id = None if self.tracker is None else self.tracker.run_ids.get(trial.number)
-        if run_id is not None:  # a finished trial can no longer be annotated: link it now
-            storage.set_trial_system_attr(trial_id, "sweeper:mlflow_run_id", run_id)
+        trial = running.trial
+        worker = self._workers.get(running.worker_id)
+        attrs: dict[str, Any] = {DURATION_ATTR: round(outcome.duration_s, 4)}
+        if worker is not None:
+            attrs[WORKER_ATTR] = f"{worker.host}:{worker.pid}"
+        attrs.update(self.recorder.trial_attrs(trial.number))  # a finished trial can no longer take attrs
+        for key, value in attrs.items():
+            _compat.set_trial_system_attr(self.study, trial, key, value)
         try:
             if state == "complete":
                 return self.study.tell(trial, list(values))
@@ -452,134 +498,94 @@ class Coordinator:
     def _tell_failure(self, trial: Any, error: str, reason: str, tb: str | None = None) -> Any:
         from optuna.trial import TrialState
 
-        storage, trial_id = self.study._storage, trial._trial_id
-        recorded = storage.get_trial(trial_id)
+        recorded = _compat.stored_trial(self.study, trial)
         if recorded.state.is_finished():  # the tell went through before something raised
             logger.warning("trial %d: %s after it was recorded", trial.number, error)
             return recorded
-        storage.set_trial_system_attr(trial_id, "sweeper:fail_reason", reason)
-        storage.set_trial_system_attr(trial_id, "sweeper:error", error[:2000])
+        _compat.set_trial_system_attr(self.study, trial, FAIL_REASON_ATTR, reason)
+        _compat.set_trial_system_attr(self.study, trial, ERROR_ATTR, error[:MAX_ERROR_ATTR])
         if tb:
-            storage.set_trial_system_attr(trial_id, "sweeper:traceback", tb[-MAX_TRACEBACK_ATTR:])
+            _compat.set_trial_system_attr(self.study, trial, TRACEBACK_ATTR, tb[-MAX_TRACEBACK_ATTR:])
         logger.warning("trial %d failed (%s): %s", trial.number, reason, error.splitlines()[0] if error else "")
         return self.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
 
-    def _count(self, state: str, reason: str | None) -> None:
-        if state == "complete":
-            self.summary.n_complete += 1
-        elif state == "pruned":
-            self.summary.n_pruned += 1
-        else:
-            self.summary.n_fail += 1
+    def _count(self, frozen: Any, state: str, reason: str | None) -> None:
+        self.summary.session_finished += 1
+        if frozen is not None:
+            self.summary.totals.add(frozen, self._maximize)
+        if state == "fail":
             key = reason or "exception"
             self.summary.failure_reasons[key] = self.summary.failure_reasons.get(key, 0) + 1
 
-    def _attempts(self, number: int) -> int:
-        return self._retries.get(number, 0)
-
-    def _update_best(self, number: int, values: Any) -> None:
-        if self._n_objectives != 1 or not values:
-            return
-        value = values[0]
-        sign = -1.0 if self.study.direction.name == "MAXIMIZE" else 1.0
-        best = self.summary.best
-        if best is None or sign * value < sign * best[0]:
-            self.summary.best = (value, number)
-
-    def _output_path(self, number: int) -> str | None:
-        if self.plan.scratch_dir is None or not self.plan.capture_output:
-            return None
-        return os.path.join(self.plan.scratch_dir, f"trial-{number}.out")
-
     def _record(self, running: _Running, outcome: TrialFinished, state: str, values: Any,
                 error: str | None, reason: str | None, frozen: Any) -> None:
-        output = read_capped(self._output_path(running.trial.number))
-        if self.tracker is None:
-            return
         now = _now_ms()
-        record = ChildRecord(
-            running.trial.number, mlflow_status(state, reason), running.start_ms, now,
+        self.recorder.trial_finished(TrialRecord(
+            number=running.trial.number, state=state,  # type: ignore[arg-type]
+            start_ms=running.start_ms, end_ms=now, duration_s=outcome.duration_s,
             params=dict(frozen.params) if frozen is not None else {},
-            metrics=list(running.metrics), files=list(running.files),
+            values=tuple(float(v) for v in values) if values is not None else None,
+            value_names=tuple(self.study.metric_names or ()),
+            reason=None if state == "complete" else reason, error=error if state == "fail" else None,
+            traceback=outcome.traceback if state == "fail" else None,
+            worker=self._workers.get(running.worker_id) or self.summary.workers.get(running.worker_id),
+            measurements=tuple(running.measurements), reports=tuple(running.reports),
+            dropped=running.dropped, output=outcome.output, files=tuple(running.files),
+            user_attrs=dict(frozen.user_attrs) if frozen is not None else {}, retry_of=running.retry_of,
+        ))
+        self.recorder.progress(self.progress())
+        if self.summary.totals.best_trial is not None:
+            self._study_view = {**self._study_view, "best_value": self.summary.totals.best_value,
+                                "best_params": dict(self.summary.totals.best_params)}
+
+    def progress(self) -> Progress:
+        totals = self.summary.totals
+        return Progress(
+            totals.complete, totals.pruned, totals.fail, len(self._running), self.plan.n_target,
+            totals.best_trial, totals.best_value,
         )
-        if state == "complete" and values is not None:
-            names = metric_names(self.study)
-            record.metrics += [(name, float(v), 0, now) for name, v in zip(names, values) if math.isfinite(v)]
-        record.metrics.append(("duration_s", float(outcome.duration_s), 0, now))
-        record.tags.update({
-            "sweeper.trial_number": str(running.trial.number),
-            "sweeper.state": state,
-            "sweeper.duration_s": f"{outcome.duration_s:.3f}",
-        })
-        pid = self._pids.get(outcome.worker_id)
-        if pid is not None:
-            record.tags["sweeper.worker_pid"] = str(pid)
-        if output:
-            record.texts["output.txt"] = output
-        if running.metrics_dropped:
-            record.tags["sweeper.metrics_dropped"] = str(running.metrics_dropped)
-        if state == "fail":
-            record.tags["sweeper.fail_reason"] = reason or "exception"
-            if error:
-                record.tags["sweeper.error"] = error[:4000]
-            if outcome.traceback:
-                record.texts["traceback.txt"] = outcome.traceback
-        self.tracker.child_finished(record)
-        metrics = {
-            "trials_complete": float(self.summary.n_complete),
-            "trials_failed": float(self.summary.n_fail),
-            "trials_pruned": float(self.summary.n_pruned),
+
+    def _initial_study_view(self) -> dict[str, Any]:
+        """What ``trial.study`` shows in the workers (read-only): the study's name, directions,
+        the user's own attrs and, as trials finish, the best so far."""
+        totals = self.summary.totals
+        return {
+            "study_name": self.study.study_name,
+            "directions": [d.name.lower() for d in self.study.directions],
+            "metric_names": list(self.study.metric_names or []),
+            "user_attrs": {k: v for k, v in self.study.user_attrs.items() if not is_sweeper_attr(k)},
+            "best_value": totals.best_value,
+            "best_params": dict(totals.best_params),
         }
-        tags = {}
-        if self.summary.best is not None:
-            metrics["best_value"] = self.summary.best[0]
-            tags["sweeper.best_trial"] = str(self.summary.best[1])
-        self.tracker.parent_progress(metrics, tags, self.summary.n_finished)
 
     # --- faults -----------------------------------------------------------------------------------
 
-    def _reap_dead_workers(self) -> None:
-        dead = self.backend.dead_workers()
-        if not dead:
-            return
-        # A worker may have sent its result and then died (atexit crash): read what it said first.
-        message = self.backend.receive(0)
-        while message is not None:
-            self._handle(message)
-            message = self.backend.receive(0)
-        for worker_id, exitcode in dead.items():
-            self._idle.discard(worker_id)
-            self._pids.pop(worker_id, None)
-            if worker_id in self._running:
-                running = self._running[worker_id]
-                self._finish(TrialFinished(
-                    worker_id, running.trial.number, "fail",
-                    duration_s=time.monotonic() - running.started,
-                    error=describe_exit(exitcode), reason="crashed",
-                ))
-                self._idle.discard(worker_id)
-            self._retiring.pop(worker_id, None)
-            if not self._abort.is_set():
-                self.backend.restart(worker_id)
-                self._write_pids()
-
     def _enforce_deadlines(self) -> None:
+        """A trial past its deadline has its worker cancelled; it ends when the backend reports
+        that worker gone (with what the trial printed), or after a bounded wait without it."""
         now = time.monotonic()
         for worker_id, running in list(self._running.items()):
-            if running.deadline is not None and now > running.deadline:
-                timeout = self.plan.trial_timeout_s
-                self._retiring[worker_id] = now + self.plan.kill_grace_s
-                self._finish(TrialFinished(
-                    worker_id, running.trial.number, "fail", duration_s=now - running.started,
-                    error=f"TrialTimeout: exceeded trial_timeout={timeout}s", reason="timeout",
-                ))
-                self.backend.terminate(worker_id)
-                if not getattr(self.backend, "can_kill", True):
-                    self._retiring.pop(worker_id)
-                    self.backend.restart(worker_id)
-        for worker_id, kill_at in list(self._retiring.items()):
-            if now > kill_at:
-                self.backend.kill(worker_id)  # ignored SIGTERM: reaped as dead next round
+            if running.deadline is None or now <= running.deadline:
+                continue
+            if running.cancelled_at is None:
+                running.cancelled_at = now
+                self._cancelled.add(worker_id)
+                self.backend.cancel(worker_id, self.plan.kill_grace_s)
+            elif now > running.cancelled_at + self.plan.kill_grace_s + LOST_WAIT_S:
+                self._finish(self._timed_out(running, ""))
+        for worker_id, cancel_at in list(self._retiring.items()):
+            if now > cancel_at:  # recycled but still there: ended as a cancelled one
+                del self._retiring[worker_id]
+                self._cancelled.add(worker_id)
+                self.backend.cancel(worker_id, self.plan.kill_grace_s)
+
+    def _timed_out(self, running: _Running, output: str) -> TrialFinished:
+        assert running.cancelled_at is not None
+        return TrialFinished(
+            running.worker_id, running.trial.number, "fail", duration_s=running.cancelled_at - running.started,
+            error=f"TrialTimeout: exceeded trial_timeout={self.plan.trial_timeout_s}s", reason="timeout",
+            output=output,
+        )
 
     def _fail_all_running(self, reason: str, error: str) -> None:
         for worker_id, running in list(self._running.items()):
@@ -596,45 +602,28 @@ class Coordinator:
                 self._fail_all_running("interrupted", "sweep ended abnormally")
             except Exception:  # noqa: BLE001
                 logger.exception("could not record running trials as failed")
-        self.backend.close(kill=self._abort.is_set() or bool(self._retiring))
-
-
-def read_capped(path: str | None) -> str:
-    """A trial's captured output, at most head + tail bytes, and the file removed."""
-    if path is None or not os.path.exists(path):
-        return ""
-    try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as handle:
-            if size <= OUTPUT_HEAD_BYTES + OUTPUT_TAIL_BYTES:
-                data = handle.read()
-            else:
-                head = handle.read(OUTPUT_HEAD_BYTES)
-                handle.seek(size - OUTPUT_TAIL_BYTES)
-                skipped = size - OUTPUT_HEAD_BYTES - OUTPUT_TAIL_BYTES
-                data = head + f"\n[... {skipped} bytes truncated ...]\n".encode() + handle.read()
-        os.remove(path)
-    except OSError:
-        return ""
-    return data.decode("utf-8", errors="replace")
-
-
-def spec_name(spec: Any) -> str:
-    return spec["name"] if isinstance(spec, dict) else spec.name
-
-
-def describe_exit(exitcode: int | None) -> str:
-    """Words for a worker's exit status, naming the likely cause."""
-    if exitcode is None:
-        return "WorkerCrashed: worker vanished"
-    if exitcode < 0:
+        self._notify()
         try:
-            name = signal.Signals(-exitcode).name
-        except ValueError:
-            name = f"signal {-exitcode}"
-        hint = " (possibly out of memory)" if name == "SIGKILL" else ""
-        return f"WorkerCrashed: worker killed by {name}{hint}, exit code {exitcode}"
-    return f"WorkerCrashed: worker exited (code {exitcode}) before reporting a result"
+            self.backend.close(kill=self._abort.is_set() or bool(self._retiring) or bool(self._cancelled))
+        finally:
+            try:
+                self._write_study_attrs(force=True)
+            except Exception:  # noqa: BLE001 - the study may be what failed
+                logger.debug("could not write the recorder's study attrs", exc_info=True)
+
+    def sweep_end(self, outcome: str) -> SweepEnd:
+        """How the sweep ended, for the recorder's ``close``."""
+        front: tuple[int, ...] = ()
+        if self._n_objectives > 1:
+            try:
+                front = tuple(sorted(t.number for t in self.study.best_trials))
+            except Exception:  # noqa: BLE001 - no complete trial
+                front = ()
+        return SweepEnd(outcome, self._stop_reason, self.progress(), front)  # type: ignore[arg-type]
+
+
+def _spec_name(spec: Any) -> str:
+    return spec["name"] if isinstance(spec, dict) else str(spec.name)
 
 
 def _now_ms() -> int:

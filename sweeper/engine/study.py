@@ -1,40 +1,116 @@
-"""Where a sweep's Optuna study lives, and how a second run of the same sweep resumes it.
+"""Where a sweep's Optuna study lives, what sweeper keeps in it, and how a second run resumes it.
 
     .sweeper/<name>/study.journal   Optuna journal (append-only; opens with optuna's own tools)
     .sweeper/<name>/lock            pid of the coordinator running it now
-    .sweeper/<name>/spool.jsonl     MLflow writes that failed after retries
 
 A journal file rather than SQLite: one writer needs no database locking, and appends are ~6x
-faster than SQLite transactions. Optuna is imported inside functions.
+faster than SQLite transactions. The study is the record of truth for every view of a sweep
+(progress, ``sweeper ls``, the MLflow parent's totals): ``Totals`` reads it whole. Optuna is
+imported inside functions.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import _compat
 from .._procs import pid_alive
 from ..errors import ConfigError, ConfigProblem, SweeperError
+from .recorder import Measurement, TrialRecord
 
-SPEC_ATTR = "sweeper_spec"
-PARENT_RUN_ATTR = "mlflow_parent_run_id"  # written by the coordinator as soon as the run exists
-EXPERIMENT_ATTR = "mlflow_experiment_id"
-RUN_IDS_ATTR = "mlflow_run_ids"
+# Study user attrs.
+SPEC_ATTR = "sweeper_spec"  # what may not change when the sweep resumes
+OUTCOME_ATTR = "sweeper_outcome"  # how the last session ended: {"outcome": ..., "reason": ...}
+# Trial user attrs (lineage, visible in trials_dataframe).
 RETRY_ATTR = "sweeper_retry_of"  # a re-run of a crashed/timed-out trial (max_retries)
 RESUMED_ATTR = "sweeper_resumed_from"  # a re-run of a trial a dead coordinator left running
-TRACKING_URI_ATTR = "mlflow_tracking_uri"  # only ever without credentials
+# Trial system attrs (sweeper's own bookkeeping, hidden from trials_dataframe's user columns).
+FAIL_REASON_ATTR = "sweeper:fail_reason"
+ERROR_ATTR = "sweeper:error"
+TRACEBACK_ATTR = "sweeper:traceback"
+DURATION_ATTR = "sweeper:duration_s"
+WORKER_ATTR = "sweeper:worker"  # "host:pid"
+
+#: Prefixes of the study user attrs sweeper (and its recorders) write, as opposed to the user's.
+_OWN_PREFIXES = ("sweeper_", "mlflow_")
+
+
+def is_sweeper_attr(key: str) -> bool:
+    return key.startswith(_OWN_PREFIXES)
 
 
 @dataclass
-class Resumed:
-    """What an existing study already holds."""
+class Totals:
+    """A sweep's counts over every session, and its best trial (single objective: Optuna's
+    ``best_trial``, ties to the lower trial number, as Optuna breaks them)."""
 
-    finished: int  # trials that count toward n_trials
-    requeued: list[int]  # trials left RUNNING by a dead coordinator, failed and queued again
-    parent_run_id: str | None
+    complete: int = 0
+    pruned: int = 0
+    fail: int = 0
+    counted: int = 0  # finished trials that count toward n_trials (``counts_toward_budget``)
+    best_trial: int | None = None
+    best_value: float | None = None
+    best_params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> int:
+        return self.complete + self.pruned + self.fail
+
+    def add(self, trial: Any, maximize: Sequence[bool]) -> None:
+        """Count one finished ``FrozenTrial``."""
+        state = trial.state.name
+        if state == "COMPLETE":
+            self.complete += 1
+        elif state == "PRUNED":
+            self.pruned += 1
+        elif state == "FAIL":
+            self.fail += 1
+        else:
+            return
+        if counts_toward_budget(trial):
+            self.counted += 1
+        if state == "COMPLETE" and len(maximize) == 1 and trial.values:
+            value = float(trial.values[0])
+            if self.best_value is None or self.best_trial is None or _better(
+                value, trial.number, self.best_value, self.best_trial, maximize[0]
+            ):
+                self.best_trial, self.best_value, self.best_params = trial.number, value, dict(trial.params)
+
+    @classmethod
+    def of(cls, trials: Iterable[Any], maximize: Sequence[bool]) -> Totals:
+        totals = cls()
+        for trial in trials:
+            totals.add(trial, maximize)
+        return totals
+
+
+def _better(value: float, number: int, best_value: float, best_number: int, maximize: bool) -> bool:
+    if math.isnan(value):
+        return False
+    if value == best_value:
+        return number < best_number
+    return value > best_value if maximize else value < best_value
+
+
+def counts_toward_budget(trial: Any) -> bool:
+    """Whether a finished trial uses up one of the sweep's ``n_trials``: fresh trials and
+    re-runs of interrupted ones (which stand in for them) do; trials a Ctrl-C or a dead
+    coordinator interrupted do not, nor retries of failed ones (``max_retries``)."""
+    return bool(
+        trial.state.is_finished()
+        and trial.system_attrs.get(FAIL_REASON_ATTR) != "interrupted"
+        and RETRY_ATTR not in trial.user_attrs
+    )
+
+
+def directions_maximize(study: Any) -> list[bool]:
+    return [d.name == "MAXIMIZE" for d in study.directions]
 
 
 def sweep_dir(root: str | os.PathLike[str], name: str) -> Path:
@@ -68,7 +144,7 @@ class SweepLock:
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
-                holder = _read_pid(self.path)
+                holder = read_pid(self.path)
                 if holder is not None and holder != os.getpid() and pid_alive(holder):
                     raise SweeperError(
                         f"sweep in {self.path.parent} is already running (pid {holder}); "
@@ -88,53 +164,105 @@ class SweepLock:
             self._held = False
 
 
-def resume(study: Any, spec: dict[str, Any], source: str | None) -> Resumed:
-    """Check the stored spec matches, fail trials a dead coordinator left RUNNING and queue
-    their params again (once), and count what is already done."""
-    from optuna.trial import TrialState
-
-    stored = study.user_attrs.get(SPEC_ATTR)
-    if stored is None:
-        study.set_user_attr(SPEC_ATTR, spec)
-    elif stored != json.loads(json.dumps(spec)):
-        problems = [
-            ConfigProblem(key, f"{json.dumps(stored.get(key))} as when the sweep started", json.dumps(spec.get(key)),
-                          hint="a changed sweep needs a new name: use --name NEW")
-            for key in sorted(set(stored) | set(spec))
-            if stored.get(key) != json.loads(json.dumps(spec.get(key)))
-        ]
-        raise ConfigError(source, problems)
-    requeued = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
-        if trial.state == TrialState.WAITING:
-            continue
-        study._storage.set_trial_system_attr(trial._trial_id, "sweeper:fail_reason", "interrupted")
-        study._storage.set_trial_system_attr(trial._trial_id, "sweeper:error", "coordinator lost while the trial ran")
-        study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
-        if trial.user_attrs.get(RESUMED_ATTR) is None:  # queued again once, not forever
-            study.enqueue_trial(trial.params, user_attrs={RESUMED_ATTR: trial.number})
-        requeued.append(trial.number)
-    # What counts toward n_trials: fresh trials and re-runs of interrupted ones (which stand in
-    # for them), not the interrupted trials themselves nor retries of failed ones.
-    finished = [
-        t for t in study.get_trials(deepcopy=False)
-        if t.state.is_finished() and t.system_attrs.get("sweeper:fail_reason") != "interrupted"
-        and RETRY_ATTR not in t.user_attrs
-    ]
-    return Resumed(len(finished), requeued, study.user_attrs.get(PARENT_RUN_ATTR))
-
-
-def _read_pid(path: Path) -> int | None:
+def read_pid(path: Path) -> int | None:
     try:
         return int(path.read_text().strip())
     except (OSError, ValueError):
         return None
 
 
-def run_id_of(study: Any, trial: Any) -> str | None:
-    """The MLflow child run of a trial, wherever it was recorded: the trial's own system attr,
-    or the study's list for trials that ended before their run existed."""
-    run_id = trial.system_attrs.get("sweeper:mlflow_run_id")
-    if run_id is None:
-        run_id = study.user_attrs.get(RUN_IDS_ATTR, {}).get(str(trial.number))
-    return run_id if isinstance(run_id, str) else None
+@dataclass
+class Resumed:
+    """What an existing study already holds."""
+
+    totals: Totals
+    requeued: list[int]  # trials left RUNNING by a dead coordinator, failed and queued again
+
+
+def check_spec(study: Any, spec: Mapping[str, Any], source: str | None) -> None:
+    """Refuse to resume a sweep whose search space, directions, model or objective changed,
+    naming each change (``search_space.C.high: 10 -> 100``); a new sweep stores its spec."""
+    stored = study.user_attrs.get(SPEC_ATTR)
+    current = json.loads(json.dumps(spec))
+    if stored is None:
+        study.set_user_attr(SPEC_ATTR, current)
+        return
+    changes = list(spec_changes(stored, current))
+    if changes:
+        problems = [
+            ConfigProblem(key, f"{old} (as when the sweep started)", new,
+                          hint="a changed sweep is a new sweep: run it with --name NEW")
+            for key, old, new in changes
+        ]
+        raise ConfigError(source, problems)
+
+
+def spec_changes(old: Any, new: Any, path: str = "") -> Iterable[tuple[str, str, str]]:
+    """(key path, old value, new value) for every difference; search spaces compared by name."""
+    if isinstance(old, list) and isinstance(new, list) and all(
+        isinstance(x, dict) and "name" in x for x in [*old, *new]
+    ):
+        old, new = {x["name"]: x for x in old}, {x["name"]: x for x in new}
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in [*old, *(k for k in new if k not in old)]:
+            if key == "name" and path:
+                continue
+            where = f"{path}.{key}" if path else str(key)
+            if key not in new:
+                yield where, _shown(old[key]), "(removed)"
+            elif key not in old:
+                yield where, "(absent)", _shown(new[key])
+            else:
+                yield from spec_changes(old[key], new[key], where)
+    elif old != new:
+        yield path, _shown(old), _shown(new)
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def resume(study: Any) -> Resumed:
+    """Fail the trials a dead coordinator left RUNNING and queue their params again (once),
+    and count what is already done."""
+    from optuna.trial import TrialState
+
+    requeued = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        _compat.set_trial_system_attr(study, trial, FAIL_REASON_ATTR, "interrupted")
+        _compat.set_trial_system_attr(study, trial, ERROR_ATTR, "coordinator lost while the trial ran")
+        study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+        if trial.user_attrs.get(RESUMED_ATTR) is None:  # queued again once, not forever
+            study.enqueue_trial(trial.params, user_attrs={RESUMED_ATTR: trial.number})
+        requeued.append(trial.number)
+    return Resumed(Totals.of(study.get_trials(deepcopy=False), directions_maximize(study)), requeued)
+
+
+def record_of(study: Any, trial: Any) -> TrialRecord:
+    """A finished trial's record rebuilt from the study (the live one is gone: a restart)."""
+    state = trial.state.name.lower()
+    start = trial.datetime_start or trial.datetime_complete
+    end = trial.datetime_complete or start
+    start_ms = int(start.timestamp() * 1000) if start else 0
+    end_ms = int(end.timestamp() * 1000) if end else start_ms
+    reports = tuple(Measurement("intermediate_value", float(v), int(step), end_ms)
+                    for step, v in sorted(trial.intermediate_values.items()))
+    failed = state == "fail"
+    return TrialRecord(
+        number=trial.number, state=state, start_ms=start_ms, end_ms=end_ms,
+        duration_s=float(trial.system_attrs.get(DURATION_ATTR, (end_ms - start_ms) / 1000)),
+        params=dict(trial.params),
+        values=tuple(float(v) for v in trial.values) if state == "complete" and trial.values else None,
+        value_names=tuple(study.metric_names or ()),
+        reason=(trial.system_attrs.get(FAIL_REASON_ATTR) or "exception") if failed else (
+            "pruned" if state == "pruned" else None),
+        error=trial.system_attrs.get(ERROR_ATTR) if failed else None,
+        traceback=trial.system_attrs.get(TRACEBACK_ATTR) if failed else None,
+        reports=reports, user_attrs=dict(trial.user_attrs),
+        retry_of=trial.user_attrs.get(RETRY_ATTR), recovered=True,
+    )
+
+
+def finished_records(study: Any) -> list[TrialRecord]:
+    return [record_of(study, t) for t in study.get_trials(deepcopy=False) if t.state.is_finished()]

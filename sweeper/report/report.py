@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .. import results as _results
-from ..engine import study as _study
+from ..tracking import records as _records
 from .._redact import redact_uri
 
 logger = logging.getLogger("sweeper")
@@ -120,7 +120,7 @@ def write_report(cfg: Any, result: Any) -> dict[str, Any]:
     if importances:
         _step("log importances", lambda: _log_importances(client, parent, importances))
     _step("describe the parent run", lambda: _describe_parent(client, result, report, importances))
-    experiment_id = study.user_attrs.get(_study.EXPERIMENT_ATTR)
+    experiment_id = study.user_attrs.get(_records.EXPERIMENT_ATTR)
     if experiment_id:
         _step("tag the experiment", lambda: client.set_experiment_tag(experiment_id, *EXPERIMENT_KIND))
     return report
@@ -474,7 +474,7 @@ def log_best_model(client: Any, cfg: Any, result: Any, X: Any, y: Any) -> dict[s
 
     study = result.study
     best = study.best_trial
-    run_id = result.run_ids.get(best.number) or _study.run_id_of(study, best)
+    run_id = result.run_ids.get(best.number) or _records.run_id_of(study, best)
     if run_id is None:
         _warn(f"best trial #{best.number} has no MLflow run; its model is not logged")
         return None
@@ -518,7 +518,7 @@ def log_best_model(client: Any, cfg: Any, result: Any, X: Any, y: Any) -> dict[s
     client.set_tag(result.parent_run_id, BEST_MODEL_URI_TAG, info.model_uri)
     client.set_tag(result.parent_run_id, BEST_MODEL_RUN_URI_TAG, run_uri)
     _step("list the model on the parent run", lambda: _link_model(client, result.parent_run_id, info.model_id))
-    study.set_user_attr(_results.MODEL_URI_ATTR, info.model_uri)
+    study.set_user_attr(_records.MODEL_URI_ATTR, info.model_uri)
     return {"model_uri": info.model_uri, "run_uri": run_uri, "run_id": run_id, "format": fmt}
 
 
@@ -659,8 +659,8 @@ def _remember_store(study: Any, uri: str) -> None:
         return
     if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
         uri = "sqlite:///" + os.path.abspath(uri[len("sqlite:///"):])  # relative to where it ran
-    if study.user_attrs.get(_study.TRACKING_URI_ATTR) != uri:
-        study.set_user_attr(_study.TRACKING_URI_ATTR, uri)
+    if study.user_attrs.get(_records.TRACKING_URI_ATTR) != uri:
+        study.set_user_attr(_records.TRACKING_URI_ATTR, uri)
 
 
 def _write_best(study: Any, path: Path, report: Mapping[str, Any]) -> None:
@@ -696,12 +696,12 @@ def _describe_parent(client: Any, result: Any, report: Mapping[str, Any], import
          f"{tally['fail']} failed, {tally['pruned']} pruned trials; one child run per trial."),
         "",
     ]
-    experiment = study.user_attrs.get(_study.EXPERIMENT_ATTR)
+    experiment = study.user_attrs.get(_records.EXPERIMENT_ATTR)
     best = _results.best_trials(study)
     for trial in best[:10]:
         values = ", ".join(f"{v:.6g}" for v in trial.values)
         params = ", ".join(f"{k}={_results._plain_text(v)}" for k, v in trial.params.items())
-        run_id = _study.run_id_of(study, trial)
+        run_id = _records.run_id_of(study, trial)
         link = f" ([child run](#/experiments/{experiment}/runs/{run_id}))" if run_id and experiment else ""
         label = "Best trial" if len(best) == 1 else "Pareto front: trial"
         lines.append(f"- **{label} #{trial.number}**: {values}; {params}{link}")

@@ -101,6 +101,15 @@ class ClientStore:
     def log_artifact(self, run_id: str, local_path: str, artifact_path: str | None = None) -> None:
         self._client.log_artifact(run_id, local_path, artifact_path)
 
+    def log_bytes(self, run_id: str, name: str, data: bytes, artifact_path: str | None = None) -> None:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="sweeper-artifact-") as tmp:
+            path = os.path.join(tmp, os.path.basename(name))
+            with open(path, "wb") as handle:
+                handle.write(data)
+            self._client.log_artifact(run_id, path, artifact_path)
+
 
 def tune_sqlite(path: str) -> None:
     """WAL journal + synchronous=NORMAL on the tracking database: a commit no longer waits for

@@ -32,7 +32,8 @@ from collections.abc import Mapping
 from typing import IO, Any
 
 from .._redact import redact_uri
-from .writer import ChildRecord, Tracker, spool
+from .records import ChildRecord
+from .writer import Tracker, spool
 from ..errors import TrackingError
 
 _HEADER = struct.Struct(">I")
@@ -173,6 +174,20 @@ class ProcessTracker:
             self.failures.append(f"MLflow writer still busy after {timeout_s:.0f}s; some runs may be missing")
         try:
             self._proc.wait(5.0)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        for thread in self._threads:
+            thread.join(5.0)
+        self._proc = None
+
+    def abandon(self) -> None:
+        """Stop the writer process now: nothing more comes, the parent run stays as it is."""
+        if self._proc is None:
+            return
+        self._outbox.put(None)
+        try:
+            self._proc.wait(10.0)
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()

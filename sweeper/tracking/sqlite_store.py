@@ -270,6 +270,14 @@ class SqliteStore:
         os.makedirs(directory, exist_ok=True)
         shutil.copy2(local_path, os.path.join(directory, os.path.basename(local_path)))
 
+    def log_bytes(self, run_id: str, name: str, data: bytes, artifact_path: str | None = None) -> None:
+        directory = self._artifact_dir(run_id)
+        if artifact_path:
+            directory = os.path.join(directory, *_relative(artifact_path).split("/"))
+        os.makedirs(directory, exist_ok=True)
+        with open(os.path.join(directory, _relative(name)), "wb") as handle:
+            handle.write(data)
+
     def _artifact_dir(self, run_id: str) -> str:
         row = self._db.execute("SELECT artifact_uri FROM runs WHERE run_uuid = ?", (run_id,)).fetchone()
         if row is None or not row[0]:

@@ -22,18 +22,17 @@ import json
 import logging
 import os
 import queue
-import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from .bulk import ChildRun, Conflict, Metric, Param, RunTag
 from .client_store import ClientStore
+from .records import ChildRecord, run_name as _run_name, spool_entry
 from .sqlite_store import MLFLOW_PARENT_RUN_ID, SqliteStore, Unsupported
+from .uri import artifact_location as _artifact_location
 from .._redact import redact_uri
 from ..errors import TrackingError
 
@@ -46,67 +45,6 @@ BULK_GATHER_S = 0.05
 _log = logging.getLogger("sweeper")
 #: The parent's best-so-far and counts are rewritten at most this often (and at the end).
 PROGRESS_INTERVAL_S = 1.0
-
-
-def resolve_tracking_uri(uri: str | None) -> str:
-    """The store this sweep writes to: explicit, else ``MLFLOW_TRACKING_URI``, else MLflow's
-    own default, the SQLite file ``mlflow.db`` in the working directory (what ``mlflow ui``
-    started here opens)."""
-    if uri:
-        return uri
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
-    return "sqlite:///" + os.path.abspath("mlflow.db")
-
-
-def check_reachable(uri: str, timeout_s: float = 3.0) -> None:
-    """Fail fast, before any worker starts and without importing mlflow, on an unusable store."""
-    parts = urlsplit(uri)
-    if parts.scheme in ("http", "https"):
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        try:
-            with socket.create_connection((parts.hostname or "localhost", port), timeout=timeout_s):
-                pass
-        except OSError as exc:
-            raise TrackingError(
-                f"MLflow tracking server {redact_uri(uri)} is unreachable ({exc.strerror or exc}); "
-                "start it, or drop --tracking-uri to use the local mlflow.db"
-            ) from None
-    elif parts.scheme == "sqlite":
-        path = uri[len("sqlite:///"):]
-        directory = os.path.dirname(path) or "."
-        if path and not os.path.isdir(directory):
-            raise TrackingError(f"tracking store {redact_uri(uri)}: directory {directory} does not exist")
-
-
-def _artifact_location(uri: str, experiment: str) -> str | None:
-    """Artifacts of a SQLite store live beside it (``<dir>/mlartifacts/<experiment>``), not in
-    whatever ``./mlruns`` the working directory happens to be, so the store and its files move
-    together and ``mlflow ui`` finds them from anywhere."""
-    if not uri.startswith("sqlite:///"):
-        return None  # a server or another database decides its own artifact root
-    directory = os.path.dirname(os.path.abspath(uri[len("sqlite:///"):]))
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in experiment)
-    return os.path.join(directory, "mlartifacts", safe)
-
-
-def mlflow_ui_command(uri: str) -> str:
-    return f"mlflow ui --backend-store-uri {redact_uri(uri)}"
-
-
-@dataclass
-class ChildRecord:
-    """Everything a finished trial leaves in its child run, written in one batch."""
-
-    number: int
-    status: str  # FINISHED | FAILED | KILLED
-    start_ms: int
-    end_ms: int
-    params: dict[str, Any] = field(default_factory=dict)
-    metrics: list[tuple[str, float, int, int]] = field(default_factory=list)  # key, value, step, ms
-    tags: dict[str, str] = field(default_factory=dict)
-    texts: dict[str, str] = field(default_factory=dict)  # artifact file -> content
-    files: list[tuple[str, str | None]] = field(default_factory=list)  # local path, artifact dir
 
 
 class Tracker:
@@ -476,11 +414,8 @@ class Tracker:
             self._store.log_batch(run_id, metrics=metrics, params=params, tags=[] if tags_written else tags)
         for name, text in record.texts.items():
             self._store.log_text(run_id, text, name)
-        for path, artifact_dir in record.files:
-            if os.path.exists(path):
-                self._store.log_artifact(run_id, path, artifact_dir)
-            else:
-                self.failures.append(f"trial {record.number}: artifact {path} vanished before upload")
+        for name, data, artifact_dir in record.files:
+            self._store.log_bytes(run_id, name, data, artifact_dir)
         self._store.set_status(run_id, record.status, record.end_ms)
 
     def _write_progress(self) -> None:
@@ -576,58 +511,9 @@ def spool(path: str | None, what: str, record: ChildRecord | None) -> None:
     """Append a write that could not be made to the JSON-lines spool file (never lost)."""
     if path is None:
         return
-    entry: dict[str, Any] = {"what": what, "time_ms": _now_ms()}
-    if record is not None:
-        entry["record"] = {
-            "number": record.number, "status": record.status, "params": {k: str(v) for k, v in record.params.items()},
-            "metrics": record.metrics, "tags": record.tags,
-        }
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(entry) + "\n")
-
-
-def mlflow_status(state: str, reason: str | None) -> str:
-    """A trial's ending as an MLflow run status: pruned is a normal end; timeouts and
-    interruptions were stopped from outside (KILLED); everything else FAILED."""
-    if state in ("complete", "pruned"):
-        return "FINISHED"
-    return "KILLED" if reason in ("timeout", "interrupted") else "FAILED"
-
-
-def metric_names(study: Any) -> list[str]:
-    """The MLflow metric name of each objective value: the study's names, else value(_i)."""
-    if study.metric_names:
-        return list(study.metric_names)
-    n = len(study.directions)
-    return ["value"] if n == 1 else [f"value_{i}" for i in range(n)]
-
-
-def record_of(trial: Any, metric_names: Sequence[str]) -> ChildRecord:
-    """A child-run record rebuilt from a finished ``optuna.FrozenTrial`` (for reconciling)."""
-    state = trial.state.name.lower()
-    reason = trial.system_attrs.get("sweeper:fail_reason")
-    status = mlflow_status(state, reason)
-    start = trial.datetime_start or trial.datetime_complete
-    end = trial.datetime_complete or start
-    start_ms = int(start.timestamp() * 1000) if start else _now_ms()
-    end_ms = int(end.timestamp() * 1000) if end else start_ms
-    record = ChildRecord(trial.number, status, start_ms, end_ms, params=dict(trial.params))
-    record.metrics += [("intermediate_value", v, step, end_ms) for step, v in trial.intermediate_values.items()]
-    if trial.values is not None and state == "complete":
-        record.metrics += [(name, float(v), 0, end_ms) for name, v in zip(metric_names, trial.values)]
-    record.tags.update({"sweeper.trial_number": str(trial.number), "sweeper.state": state,
-                        "sweeper.reconciled": "true"})
-    if state == "fail":
-        record.tags["sweeper.fail_reason"] = reason or "exception"
-        if trial.system_attrs.get("sweeper:error"):
-            record.tags["sweeper.error"] = str(trial.system_attrs["sweeper:error"])[:4000]
-    return record
-
-
-def _run_name(number: int) -> str:
-    return f"trial-{number:04d}"
-
+        handle.write(json.dumps(spool_entry(what, record)) + "\n")
 
 def _tag_entities(tags: Mapping[str, Any]) -> list[RunTag]:
     return [RunTag(k, _tag_text(v)) for k, v in tags.items()]

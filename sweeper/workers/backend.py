@@ -49,9 +49,10 @@ class Backend(Protocol):
         The slot then reports ``WorkerLost`` and is replaced, as after a crash."""
         ...
 
-    def share(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        """``kwargs`` with large data put where every worker reads it once (not copied into
-        every trial); what comes back is what ``RunTrial.objective_kwargs`` carries."""
+    def share(self, kwargs: Mapping[str, Any], *, min_bytes: int | None = None) -> dict[str, Any]:
+        """``kwargs`` with large data (arrays of ``min_bytes`` or more; None: the backend's own
+        threshold) put where every worker reads it once, not copied into every trial; what
+        comes back is what ``RunTrial.objective_kwargs`` carries."""
         ...
 
     def processes(self) -> dict[str, Any]:

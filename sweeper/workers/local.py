@@ -1,12 +1,12 @@
-"""Where trials run: worker processes (``LocalBackend``) or threads of this process (``InlineBackend``).
+"""Worker processes on this machine, talking through one ``multiprocessing.Manager``.
 
-    coordinator --send(wid, msg)--> inbox[wid] (Manager queue) --> worker wid
-    coordinator <--receive()------- outbox (one Manager queue shared by all workers)
+    coordinator --send(slot, msg)--> inbox[slot] (a Manager queue) --> the slot's worker process
+    coordinator <--receive()-------- outbox (one Manager queue, shared) or WorkerLost (its sentinel)
 
-A backend only moves messages and keeps workers alive; it decides nothing. Each worker has its
-own inbox, so a crash is tied to the one trial that worker held (unlike ``ProcessPoolExecutor``,
-where one dead worker breaks every pending future). A restarted worker gets a fresh inbox, so
-answers meant for its dead predecessor cannot confuse it.
+Each worker has its own inbox, so a crash is tied to the one trial that worker held (unlike
+``ProcessPoolExecutor``, where one dead worker breaks every pending future), and a replacement
+gets a fresh inbox, so answers meant for its dead predecessor cannot confuse it. The kill
+protocol (SIGTERM, SIGKILL after a grace period) and the words for exit codes live here.
 """
 
 from __future__ import annotations
@@ -16,33 +16,23 @@ import multiprocessing
 import multiprocessing.managers
 import os
 import queue
+import shutil
 import signal
 import sys
-import threading
-from collections.abc import Sequence
-from typing import Any, Protocol
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from .messages import FromWorker, Shutdown, ToWorker
 from .._procs import pid_alive
-from .worker import WorkerOptions, detach_from_terminal_signals, start_orphan_watchdog, worker_main
 from ..errors import BackendError
+from .backend import RESTART_BUDGET
+from .messages import FromBackend, Shutdown, ToWorker, WorkerLost, WorkerReady
+from .shared import Publication
+from .worker import WorkerOptions, detach_from_terminal_signals, read_capped, start_orphan_watchdog, worker_main
 
 #: How long ``close`` waits for workers to leave on their own before killing them.
 JOIN_TIMEOUT_S = 5.0
-
-
-class Backend(Protocol):
-    """The contract the coordinator drives. A distributed engine would be one more class."""
-
-    def start(self, n_workers: int) -> None: ...
-    def send(self, worker_id: int, message: ToWorker) -> None: ...
-    def receive(self, timeout_s: float) -> FromWorker | None: ...
-    def dead_workers(self) -> dict[int, int | None]: ...
-    def restart(self, worker_id: int) -> None: ...
-    def terminate(self, worker_id: int) -> None: ...
-    def kill(self, worker_id: int) -> None: ...
-    def pids(self) -> dict[int, int | None]: ...
-    def close(self, *, kill: bool = False) -> None: ...
 
 
 def default_start_method() -> str:
@@ -78,8 +68,24 @@ def _manager_init(coordinator_pid: int) -> None:
     start_orphan_watchdog(coordinator_pid)
 
 
+def describe_exit(exitcode: int | None) -> str:
+    """Words for a worker's exit status, naming the likely cause."""
+    if exitcode is None:
+        return "worker vanished"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        hint = " (possibly out of memory)" if name == "SIGKILL" else ""
+        return f"worker killed by {name}{hint}, exit code {exitcode}"
+    return f"worker exited (code {exitcode}) before reporting a result"
+
+
 class LocalBackend:
-    """Worker processes on this machine, talking through one ``multiprocessing.Manager``."""
+    """Worker processes on this machine (``Backend``)."""
+
+    name = "local"
 
     def __init__(
         self,
@@ -88,6 +94,7 @@ class LocalBackend:
         preload: Sequence[str] = (),
         max_trials_per_worker: int | None = None,
         max_worker_memory_mb: int | None = None,
+        scratch_dir: str | None = None,
     ) -> None:
         self.start_method = start_method or default_start_method()
         self._preload = ["sweeper.workers.worker", *preload]
@@ -95,14 +102,20 @@ class LocalBackend:
         self._ctx: Any = None
         self._manager: multiprocessing.managers.SyncManager | None = None
         self._outbox: Any = None
-        self._received: collections.deque[FromWorker] = collections.deque()  # taken, not handled
+        self._received: collections.deque[FromBackend] = collections.deque()  # taken, not handled
         self._inboxes: dict[int, Any] = {}
         self._processes: dict[int, Any] = {}
-        self._reported_dead: set[int] = set()
+        self._kill_at: dict[int, float] = {}  # cancelled slots: when SIGTERM becomes SIGKILL
+        self._cancelled: set[int] = set()
+        self._unready_deaths: dict[int, int] = {}  # slot -> deaths in a row before WorkerReady
+        self._given_up: set[int] = set()
+        self._publication = Publication()
+        self._scratch_given = scratch_dir
+        self._scratch: str | None = None  # each slot's captured output, read here if its worker dies
 
     def prewarm(self) -> None:
         """Start the forkserver now, so it imports the trials' libraries (sklearn: ~3 s) on
-        another core while the coordinator validates the config and opens MLflow."""
+        another core while the coordinator opens the study and MLflow."""
         self._context()
         if self.start_method == "forkserver":
             import multiprocessing.forkserver
@@ -127,6 +140,11 @@ class LocalBackend:
             self._manager = SweepManager(ctx=self._ctx, authkey=os.urandom(32))
             self._manager.start(_manager_init, (os.getpid(),))
             self._outbox = self._manager.Outbox()  # type: ignore[attr-defined]
+            if self._scratch_given is not None:
+                os.makedirs(self._scratch_given, exist_ok=True)
+                self._scratch = self._scratch_given
+            else:
+                self._scratch = tempfile.mkdtemp(prefix="sweeper-workers-")
             for worker_id in range(n_workers):
                 self._spawn(worker_id)
         except BaseException:
@@ -138,7 +156,7 @@ class LocalBackend:
         inbox = self._manager.Queue()
         process = self._ctx.Process(
             target=worker_main,
-            args=(worker_id, inbox, self._outbox, self._options),
+            args=(worker_id, inbox, self._outbox, self._options, self._output_path(worker_id)),
             name=f"sweeper-worker-{worker_id}",
             # Not daemonic: estimators with n_jobs (loky, multiprocessing) must be able to
             # start children of their own. close() and the orphan watchdog reap us instead.
@@ -147,17 +165,24 @@ class LocalBackend:
         process.start()
         self._inboxes[worker_id] = inbox
         self._processes[worker_id] = process
-        self._reported_dead.discard(worker_id)
+
+    def _output_path(self, worker_id: int) -> str | None:
+        return None if self._scratch is None else os.path.join(self._scratch, f"worker-{worker_id}.out")
 
     def send(self, worker_id: int, message: ToWorker) -> None:
+        inbox = self._inboxes.get(worker_id)
+        if inbox is None:
+            return  # the slot is gone; its loss is reported by receive()
         try:
-            self._inboxes[worker_id].put(message)
+            inbox.put(message)
         except (EOFError, OSError) as exc:
             raise BackendError(
                 f"lost the channel to the workers (Manager process died?) sending to worker {worker_id}: {exc!r}"
             ) from exc
 
-    def receive(self, timeout_s: float) -> FromWorker | None:
+    def receive(self, timeout_s: float) -> FromBackend | None:
+        if not self._received:
+            self._reap()
         if not self._received:
             try:
                 self._received.extend(self._outbox.get_all(timeout_s))
@@ -165,12 +190,22 @@ class LocalBackend:
                 return None
             except (EOFError, OSError) as exc:
                 raise BackendError(f"lost the channel to the workers (Manager process died?): {exc!r}") from exc
-        return self._received.popleft()
+        message = self._received.popleft()
+        if isinstance(message, WorkerReady):
+            self._unready_deaths.pop(message.worker_id, None)
+        return message
 
-    def dead_workers(self) -> dict[int, int | None]:
-        dead = {}
+    def _reap(self) -> None:
+        """Report dead workers -- after whatever they said before dying -- and replace them;
+        cancelled ones past their grace are killed."""
+        now = time.monotonic()
+        for worker_id, kill_at in list(self._kill_at.items()):
+            if now > kill_at:
+                self._signal(worker_id, signal.SIGKILL)
+                del self._kill_at[worker_id]
+        dead: dict[int, int | None] = {}
         for worker_id, process in self._processes.items():
-            if worker_id in self._reported_dead or process.is_alive():
+            if process.is_alive():
                 continue
             process.join(0)
             code = process.exitcode
@@ -181,35 +216,56 @@ class LocalBackend:
                     continue
                 code = None
             dead[worker_id] = code
-            self._reported_dead.add(worker_id)
-        return dead
+        if not dead:
+            return
+        try:  # a worker may have sent its result and then died (an atexit crash): that first
+            self._received.extend(self._outbox.get_all(0))
+        except queue.Empty:
+            pass
+        except (EOFError, OSError) as exc:
+            raise BackendError(f"lost the channel to the workers (Manager process died?): {exc!r}") from exc
+        for worker_id, code in dead.items():
+            del self._processes[worker_id]
+            del self._inboxes[worker_id]
+            self._kill_at.pop(worker_id, None)
+            reason = "cancelled" if worker_id in self._cancelled else describe_exit(code)
+            if worker_id not in self._cancelled:
+                self._unready_deaths[worker_id] = self._unready_deaths.get(worker_id, 0) + 1
+            self._cancelled.discard(worker_id)
+            replaced = self._unready_deaths.get(worker_id, 0) < RESTART_BUDGET
+            path = self._output_path(worker_id)
+            output = read_capped(path) if path is not None else ""
+            self._received.append(WorkerLost(worker_id, reason, replaced, output))
+            if replaced:
+                self._spawn(worker_id)
+            else:
+                self._given_up.add(worker_id)
 
-    def restart(self, worker_id: int) -> None:
-        self.kill(worker_id)
-        self._processes[worker_id].join(JOIN_TIMEOUT_S)
-        self._spawn(worker_id)
+    def cancel(self, worker_id: int, grace_s: float) -> None:
+        if worker_id not in self._processes:
+            return
+        self._cancelled.add(worker_id)
+        self._signal(worker_id, signal.SIGTERM)
+        self._kill_at[worker_id] = time.monotonic() + grace_s
 
-    def terminate(self, worker_id: int) -> None:
-        self._signal(worker_id, "terminate")
-
-    def kill(self, worker_id: int) -> None:
-        self._signal(worker_id, "kill")
-
-    def _signal(self, worker_id: int, how: str) -> None:
+    def _signal(self, worker_id: int, signum: int) -> None:
         process = self._processes.get(worker_id)
         if process is None or process.pid is None:
             return
         if process.is_alive():
-            getattr(process, how)()
+            (process.kill if signum == signal.SIGKILL else process.terminate)()
         elif pid_alive(process.pid):  # orphaned by a dead forkserver, still running
-            os.kill(process.pid, signal.SIGKILL if how == "kill" else signal.SIGTERM)
+            os.kill(process.pid, signum)
 
-    def pids(self) -> dict[int, int | None]:
-        return {wid: p.pid for wid, p in self._processes.items()}
+    def share(self, kwargs: Mapping[str, Any], *, min_bytes: int | None = None) -> dict[str, Any]:
+        if min_bytes is None:
+            return self._publication.share_large_arrays(kwargs)
+        return self._publication.share_large_arrays(kwargs, min_bytes)
 
-    def manager_pid(self) -> int | None:
+    def processes(self) -> dict[str, Any]:
         process = getattr(self._manager, "_process", None)
-        return None if process is None else process.pid
+        return {"backend": self.name, "start_method": self.start_method,
+                "manager_pid": None if process is None else process.pid}
 
     @property
     def manager_address(self) -> Any:
@@ -245,81 +301,12 @@ class LocalBackend:
             except Exception:  # noqa: BLE001 - already dead is fine
                 pass
             self._manager = None
-
-
-class InlineBackend:
-    """Runs trials in threads of this process: for debuggers (``breakpoint()``) and quick tests.
-
-    Same messages, same worker loop, plain ``queue.Queue`` channels. A timed-out trial cannot be
-    killed here; it is failed and its thread abandoned (its later messages are dropped).
-    """
-
-    start_method = "inline"
-    can_kill = False  # threads cannot be killed: a timed-out trial's thread is abandoned
-
-    def __init__(self) -> None:
-        self._outbox: queue.Queue[Any] = queue.Queue()
-        self._inboxes: dict[int, queue.Queue[Any]] = {}
-        self._threads: dict[int, threading.Thread] = {}
-        self._options = WorkerOptions(os.getpid())
-
-    def start(self, n_workers: int) -> None:
-        for worker_id in range(n_workers):
-            self._spawn(worker_id)
-
-    def _spawn(self, worker_id: int) -> None:
-        inbox: queue.Queue[Any] = queue.Queue()
-        thread = threading.Thread(
-            target=_inline_worker, args=(worker_id, inbox, self._outbox),
-            name=f"sweeper-inline-{worker_id}", daemon=True,
-        )
-        self._inboxes[worker_id] = inbox
-        self._threads[worker_id] = thread
-        thread.start()
-
-    def send(self, worker_id: int, message: ToWorker) -> None:
-        self._inboxes[worker_id].put(message)
-
-    def receive(self, timeout_s: float) -> FromWorker | None:
-        try:
-            message: FromWorker = self._outbox.get(timeout=timeout_s)
-        except queue.Empty:
-            return None
-        return message
-
-    def dead_workers(self) -> dict[int, int | None]:
-        return {}
-
-    def restart(self, worker_id: int) -> None:
-        self._inboxes[worker_id].put(Shutdown())  # an abandoned thread leaves when it can
-        self._spawn(worker_id)
-
-    def terminate(self, worker_id: int) -> None:
-        pass
-
-    def kill(self, worker_id: int) -> None:
-        pass
-
-    def pids(self) -> dict[int, int | None]:
-        return {wid: os.getpid() for wid in self._threads}
-
-    def close(self, *, kill: bool = False) -> None:
-        for inbox in self._inboxes.values():
-            inbox.put(Shutdown())
-        if not kill:
-            for thread in self._threads.values():
-                thread.join(JOIN_TIMEOUT_S)
-        self._threads.clear()
-
-
-def _inline_worker(worker_id: int, inbox: Any, outbox: Any) -> None:
-    from .messages import RunTrial, WorkerReady
-    from .worker import run_trial
-
-    outbox.put(WorkerReady(worker_id, os.getpid()))
-    while True:
-        message = inbox.get()
-        if isinstance(message, Shutdown):
-            return
-        if isinstance(message, RunTrial):
-            outbox.put(run_trial(worker_id, message, inbox, outbox))
+        self._publication.release()
+        if self._scratch is not None:
+            if self._scratch_given is None:
+                shutil.rmtree(self._scratch, ignore_errors=True)
+            else:
+                for slot_file in os.listdir(self._scratch) if os.path.isdir(self._scratch) else ():
+                    if slot_file.startswith("worker-"):
+                        os.unlink(os.path.join(self._scratch, slot_file))
+            self._scratch = None

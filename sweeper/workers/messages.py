@@ -182,6 +182,7 @@ class WorkerLost:
     worker_id: int
     reason: str
     replaced: bool = True
+    output: str = ""  # what the lost worker's trial printed, when it was captured
 
 
 ToWorker = Union[RunTrial, Suggestion, PruneDecision, TrialEnv, Shutdown]

@@ -60,18 +60,19 @@ class Publication:
         np.ndarray(array.shape, dtype=array.dtype, buffer=self._segments[-1].buf)[...] = array
         return ref
 
-    def share_large_arrays(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        """``kwargs`` with every large NumPy array replaced by its ``SharedArray`` (an array from
-        ``share`` is already in shared memory: it is referenced, not copied)."""
+    def share_large_arrays(self, kwargs: Mapping[str, Any], min_bytes: int = MIN_SHARED_BYTES) -> dict[str, Any]:
+        """``kwargs`` with every NumPy array of at least ``min_bytes`` replaced by its
+        ``SharedArray`` (an array from ``share`` is already in shared memory: it is referenced,
+        not copied)."""
         shared: dict[str, Any] = {}
         for key, value in kwargs.items():
             known = _SHARED_VIEWS.get(id(value))
             if known is not None and known[0]() is value:
                 shared[key] = known[1]
-            elif _is_large_array(value):
+            elif _is_large_array(value, min_bytes):
                 shared[key] = self.publish(value)
             elif isinstance(value, Mapping):
-                shared[key] = self.share_large_arrays(value)
+                shared[key] = self.share_large_arrays(value, min_bytes)
             else:
                 shared[key] = value
         return shared
@@ -152,6 +153,6 @@ def segments_in_use() -> list[str]:
         return []
 
 
-def _is_large_array(value: Any) -> bool:
+def _is_large_array(value: Any, min_bytes: int = MIN_SHARED_BYTES) -> bool:
     numpy = sys.modules.get("numpy")  # no numpy loaded: no arrays to share
-    return numpy is not None and isinstance(value, numpy.ndarray) and value.nbytes >= MIN_SHARED_BYTES
+    return numpy is not None and isinstance(value, numpy.ndarray) and value.nbytes >= min_bytes

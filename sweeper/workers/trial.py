@@ -12,7 +12,7 @@ import json
 import math
 import os
 import queue
-import shutil
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -32,6 +32,8 @@ from ..errors import SweeperError
 MAX_USER_ATTR_BYTES = 64 * 1024
 #: How long a worker waits for the coordinator to answer a question before giving up.
 REPLY_TIMEOUT_S = 120.0
+#: Largest file ``log_artifact`` takes: it travels to the coordinator as bytes.
+MAX_ARTIFACT_BYTES = 256 * 2**20
 
 
 class _Channel(Protocol):
@@ -61,10 +63,10 @@ class Trial:
         worker_id: int,
         inbox: _Channel,
         outbox: _Channel,
-        scratch_dir: str | None = None,
+        study: Mapping[str, Any] | None = None,
     ) -> None:
         self._number = number
-        self._scratch_dir = scratch_dir
+        self._study = dict(study or {})
         self._presampled = dict(params)
         self._params: dict[str, Any] = {}
         self._distributions: dict[str, dict[str, Any]] = {}
@@ -87,12 +89,12 @@ class Trial:
 
     @property
     def distributions(self) -> dict[str, Any]:
-        """Optuna distribution objects when optuna is importable here, else their JSON dicts."""
-        try:
-            from optuna.distributions import json_to_distribution
-        except ImportError:  # pragma: no cover - optuna is a dependency
+        """Optuna distribution objects when the objective's process loaded optuna, else their
+        JSON dicts (a worker never imports optuna itself)."""
+        distributions = sys.modules.get("optuna.distributions")
+        if distributions is None:
             return dict(self._distributions)
-        return {k: json_to_distribution(json.dumps(v)) for k, v in self._distributions.items()}
+        return {k: distributions.json_to_distribution(json.dumps(v)) for k, v in self._distributions.items()}
 
     @property
     def user_attrs(self) -> dict[str, Any]:
@@ -175,17 +177,19 @@ class Trial:
             self._outbox.put(Metrics(self._worker_id, self._number, clean, step))
 
     def log_artifact(self, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
-        """Attach a file to this trial's MLflow run. The file is copied now, as
-        ``mlflow.log_artifact`` would, so it may be overwritten or deleted right after."""
+        """Attach a file to this trial's MLflow run. The file is read now, as
+        ``mlflow.log_artifact`` would copy it, so it may be overwritten or deleted right after."""
         full = os.path.abspath(os.fspath(path))
         if not os.path.isfile(full):
             raise FileNotFoundError(full)
-        if self._scratch_dir is not None:
-            staged = os.path.join(self._scratch_dir, f"trial-{self._number}", f"{self.artifacts_sent}")
-            os.makedirs(staged, exist_ok=True)
-            full = shutil.copy2(full, os.path.join(staged, os.path.basename(full)))
+        size = os.path.getsize(full)
+        if size > MAX_ARTIFACT_BYTES:
+            raise ValueError(f"artifact {full} is {size} bytes; the limit is {MAX_ARTIFACT_BYTES} "
+                             "(log large files with mlflow.log_artifact in the objective itself)")
+        with open(full, "rb") as handle:
+            data = handle.read()
         self.artifacts_sent += 1
-        self._outbox.put(Artifact(self._worker_id, self._number, full, artifact_path))
+        self._outbox.put(Artifact(self._worker_id, self._number, os.path.basename(full), data, artifact_path))
 
     # --- plumbing ----------------------------------------------------------------------------
 

@@ -15,7 +15,9 @@ import importlib
 import math
 import os
 import signal
+import socket
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -25,12 +27,15 @@ from typing import Any
 
 from .._procs import pid_alive
 from .shared import materialize
-from .messages import RunIdReply, RunIdRequest, RunTrial, Shutdown, TrialFinished, WorkerReady
+from .. import _compat
+from .messages import RunTrial, Shutdown, TrialEnv, TrialEnvRequest, TrialFinished, WorkerReady
 from ..errors import TrialPruned
 from .trial import Trial
 
 #: How often a worker checks that its coordinator is still alive.
 WATCHDOG_INTERVAL_S = 0.5
+#: Captured output sent back per trial: the head and the tail around a truncation marker.
+OUTPUT_HEAD_BYTES, OUTPUT_TAIL_BYTES = 64 * 1024, 448 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,21 +47,26 @@ class WorkerOptions:
     max_rss_mb: int | None = None  # exit after a trial that left us bigger than this
 
 
-def worker_main(worker_id: int, inbox: Any, outbox: Any, options: WorkerOptions) -> None:
-    """Entry point of a worker process: loop until ``Shutdown`` or the coordinator is gone."""
+def worker_main(worker_id: int, inbox: Any, outbox: Any, options: WorkerOptions,
+                output_path: str | None = None) -> None:
+    """Entry point of a worker process: loop until ``Shutdown`` or the coordinator is gone.
+    ``output_path``: where captured trial output goes (the backend reads it if we die)."""
     detach_from_terminal_signals()
     faulthandler.enable()  # a segfault's stack lands in the trial's captured output
     start_orphan_watchdog(options.coordinator_pid)
+    output = _OutputFile(output_path)
     try:
-        outbox.put(WorkerReady(worker_id, os.getpid()))
+        outbox.put(WorkerReady(worker_id, socket.gethostname(), os.getpid()))
         done = 0
         while True:
             message = inbox.get()
             if isinstance(message, Shutdown):
                 return
             if isinstance(message, RunTrial):
-                with _captured_output(message.output_path):
+                with output.capturing(message.capture_output):
                     outcome = run_trial(worker_id, message, inbox, outbox)
+                if message.capture_output:
+                    outcome = dataclasses.replace(outcome, output=output.take())
                 done += 1
                 # Recycled after N trials or when a leaky objective grew us: say so with the
                 # result, so the coordinator sends the next trial to a fresh worker instead.
@@ -69,15 +79,14 @@ def worker_main(worker_id: int, inbox: Any, outbox: Any, options: WorkerOptions)
             # Stale answers (a Suggestion for a trial that already ended) are dropped.
     except (EOFError, OSError):
         return  # the Manager is gone: the coordinator is shutting down or died
+    finally:
+        output.close()
 
 
 def run_trial(worker_id: int, message: RunTrial, inbox: Any, outbox: Any) -> TrialFinished:
     """Run one objective call and describe its outcome as plain data."""
     number = message.trial_number
-    trial = Trial(
-        number, message.params, worker_id=worker_id, inbox=inbox, outbox=outbox,
-        scratch_dir=message.scratch_dir,
-    )
+    trial = Trial(number, message.params, worker_id=worker_id, inbox=inbox, outbox=outbox, study=message.study)
     started = time.perf_counter()
 
     def finished(state: str, **fields: Any) -> TrialFinished:
@@ -179,22 +188,35 @@ def start_orphan_watchdog(coordinator_pid: int) -> threading.Thread:
     return thread
 
 
-class _captured_output:
-    """Send fds 1 and 2 (print, C extensions, faulthandler) to the trial's output file."""
+class _OutputFile:
+    """Where a trial's fds 1 and 2 go (print, C extensions, faulthandler): a file of this
+    worker's own, read back capped (head and tail) after each trial and sent with its result."""
 
-    def __init__(self, path: str | None) -> None:
+    def __init__(self, path: str | None = None) -> None:
         self._path = path
+        self._fd: int | None = None
         self._saved: tuple[int, int] | None = None
 
+    def capturing(self, enabled: bool) -> _OutputFile:
+        self._enabled = enabled
+        return self
+
     def __enter__(self) -> None:
-        if self._path is None:
+        if not self._enabled:
             return
+        if self._fd is None:
+            if self._path is None:
+                handle, path = tempfile.mkstemp(prefix="sweeper-output-")
+                os.unlink(path)  # nothing is left behind, whatever kills us
+                self._fd = handle
+            else:
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.ftruncate(self._fd, 0)
+        os.lseek(self._fd, 0, os.SEEK_SET)
         _flush_std()
-        target = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         self._saved = (os.dup(1), os.dup(2))
-        os.dup2(target, 1)
-        os.dup2(target, 2)
-        os.close(target)
+        os.dup2(self._fd, 1)
+        os.dup2(self._fd, 2)
 
     def __exit__(self, *exc: object) -> None:
         if self._saved is None:
@@ -204,6 +226,40 @@ class _captured_output:
             os.dup2(saved, fd)
             os.close(saved)
         self._saved = None
+
+    def take(self) -> str:
+        """What the last trial wrote, at most head + tail bytes."""
+        return "" if self._fd is None else read_capped_fd(self._fd)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def read_capped_fd(fd: int) -> str:
+    """A trial's captured output: all of it, or its head and tail around a truncation marker."""
+    size = os.fstat(fd).st_size
+    if size <= OUTPUT_HEAD_BYTES + OUTPUT_TAIL_BYTES:
+        data = os.pread(fd, size, 0)
+    else:
+        skipped = size - OUTPUT_HEAD_BYTES - OUTPUT_TAIL_BYTES
+        data = (os.pread(fd, OUTPUT_HEAD_BYTES, 0)
+                + f"\n[... {skipped} bytes truncated ...]\n".encode()
+                + os.pread(fd, OUTPUT_TAIL_BYTES, size - OUTPUT_TAIL_BYTES))
+    return data.decode("utf-8", errors="replace")
+
+
+def read_capped(path: str) -> str:
+    """``read_capped_fd`` of a file, or "" when there is none."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return ""
+    try:
+        return read_capped_fd(fd)
+    finally:
+        os.close(fd)
 
 
 def _flush_std() -> None:
@@ -235,10 +291,11 @@ def _describe(exc: BaseException) -> str:
 
 
 class _mlflow_run_of:
-    """Point plain ``mlflow.log_*`` calls in the objective at this trial's child run.
+    """Point plain ``mlflow.log_*`` calls in the objective at this trial's own record.
 
-    Only when the objective's module imported mlflow: other workers never pay for it. The run
-    is resumed through ``MLFLOW_RUN_ID`` and released afterwards without ending it, so the
+    Only when the objective's process loaded mlflow: other workers never pay for it. The
+    coordinator answers with environment variables (the run to resume, the store), which hold
+    for the objective's call; afterwards the run is let go without ending it, so the
     coordinator still sets its final status.
     """
 
@@ -249,14 +306,11 @@ class _mlflow_run_of:
     def __enter__(self) -> None:
         if "mlflow" not in sys.modules:
             return
-        self._outbox.put(RunIdRequest(self._worker_id, self._trial.number))
-        reply: RunIdReply = self._trial._await(RunIdReply)
-        if reply.run_id is None:
-            return
-        for key, value in (("MLFLOW_RUN_ID", reply.run_id), ("MLFLOW_TRACKING_URI", reply.tracking_uri)):
+        self._outbox.put(TrialEnvRequest(self._worker_id, self._trial.number))
+        reply: TrialEnv = self._trial._await(TrialEnv)
+        for key, value in reply.env.items():
             self._saved[key] = os.environ.get(key)
-            if value:
-                os.environ[key] = value
+            os.environ[key] = value
 
     def __exit__(self, *exc: object) -> None:
         if not self._saved:
@@ -266,9 +320,4 @@ class _mlflow_run_of:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        try:  # forget the active run without ending it (mlflow keeps a per-thread stack)
-            from mlflow.tracking import fluent
-
-            fluent._active_run_stack.get().clear()
-        except Exception:  # noqa: BLE001 - a different mlflow layout: nothing to release
-            pass
+        _compat.forget_active_mlflow_run()

@@ -1,0 +1,456 @@
+"""One sweep, assembled: the single path ``sweeper.optimize``, ``sweeper.run`` and the CLI share.
+
+    SweepSpec (a checked SweepConfig + what only Python can give: a callable, sampler objects)
+      -> backend (worker processes, warming up)   -> check_config (names against the libraries)
+      -> study (journal + lock, resumed)          -> recorder (MLflow writer process, ready)
+      -> Coordinator.run (two-stage Ctrl-C)       -> recorder.close -> end-of-sweep report
+
+Every step that can refuse (a bad name, an unreachable or unwritable store) does so before any
+worker starts. Heavy libraries are imported inside functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import SweepConfig, grid_size, grid_values
+from .engine.coordinator import Coordinator, SweepPlan, SweepSummary
+from .engine.recorder import NullRecorder, Recorder, SweepOutcome
+from .engine.study import (
+    OUTCOME_ATTR,
+    SweepLock,
+    check_spec,
+    finished_records,
+    journal_storage,
+    resume,
+    sweep_dir,
+)
+from .errors import SweeperError, TrackingError
+from .objectives.builtin import OBJECTIVE as BUILTIN_OBJECTIVE
+from .objectives.builtin import builtin_kwargs, cores, spec_dict
+from .workers.backend import Backend
+from .workers.callables import callable_path, module_of
+
+logger = logging.getLogger("sweeper")
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """Everything one sweep needs. ``config`` holds every option (checked, with the same defaults
+    on every path); the rest is what only a Python caller can hand over."""
+
+    config: SweepConfig
+    objective: Callable[..., Any] | str | None = None  # None: the config's objective, or the built-in one
+    objective_kwargs: Mapping[str, Any] | None = None  # Python objects (arrays); None: the config's
+    sampler: Any = None  # an Optuna sampler object, instead of config.sampler
+    pruner: Any = None  # an Optuna pruner object (or name), instead of config.pruner
+    storage: Any = None  # an Optuna storage (optimize); None with ``journal``: .sweeper/<name>
+    journal: bool = True  # the study lives in storage_dir/<name>, locked, resumed by running it again
+    load_if_exists: bool = True
+    in_process: bool = False
+    start_method: str | None = None
+    track: bool = True
+    report: bool | None = None  # None: config.report
+    callbacks: Sequence[Callable[[Any, Any], None]] = ()
+    on_trial_finished: Callable[[Any, SweepSummary, int], None] | None = None
+
+
+@dataclass
+class SweepResult:
+    """A finished (or interrupted) sweep: the study plus how the run went."""
+
+    study: Any
+    summary: SweepSummary
+    outcome: str = "finished"
+    tracking_uri: str | None = None
+    experiment: str | None = None
+    parent_run_id: str | None = None
+    run_ids: dict[int, str] = field(default_factory=dict)
+    nothing_to_do: bool = False
+    repaired: list[str] = field(default_factory=list)
+    n_target: int | None = None
+
+
+class Sweep:
+    """Runs one ``SweepSpec``; ``run`` once."""
+
+    def __init__(self, spec: SweepSpec) -> None:
+        self.spec = spec
+        self.cfg = spec.config
+
+    def run(self) -> SweepResult:
+        cfg, spec = self.cfg, self.spec
+        objective_ref = self._objective_ref()
+        backend = self._backend()
+        if spec.objective is None:
+            from .config import check_config
+
+            check_config(cfg)  # imports sklearn/optuna; the forkserver warms up meanwhile
+        uri = self._tracking_uri()
+        lock = None
+        try:
+            study, storage_dir = self._open_study()
+            if spec.journal and storage_dir is not None:
+                lock = SweepLock(storage_dir)
+                lock.acquire()
+            resumed = resume(study)
+            if resumed.requeued:
+                logger.warning("resuming %s: trials %s were left running and are queued again",
+                               study.study_name, resumed.requeued)
+            n_target = self._n_target()
+            remaining = None if n_target is None else max(0, n_target - resumed.totals.counted)
+            workers = resolve_n_jobs(cfg.n_jobs)
+            recorder = self._recorder(study, uri, storage_dir, workers)
+            if remaining == 0:
+                return self._nothing_to_do(study, recorder, resumed.totals, uri, n_target)
+            self._write_outcome(study, "running", None, n_target)
+            objective_kwargs = self._objective_kwargs(backend, workers)
+            plan = SweepPlan(
+                objective=objective_ref, objective_kwargs=objective_kwargs, space=tuple(cfg.search_space),
+                n_trials=remaining, n_target=n_target, timeout_s=cfg.timeout, trial_timeout_s=cfg.trial_timeout,
+                max_retries=cfg.max_retries, retry_exceptions=cfg.retry_exceptions,
+                max_consecutive_failures=1 if cfg.fail_fast else cfg.max_consecutive_failures,
+                capture_output=cfg.capture_output and not spec.in_process,
+            )
+            coordinator = Coordinator(
+                study, plan, backend, workers, recorder, totals=resumed.totals,
+                on_trial_finished=spec.on_trial_finished, callbacks=spec.callbacks,
+                on_workers_changed=self._processes_writer(storage_dir, backend, recorder),
+            )
+            summary, outcome = self._drive(coordinator)
+            failures = recorder.close(coordinator.sweep_end(outcome))
+            summary.tracking_failures = failures
+            _write_attrs(study, recorder.study_attrs())
+            self._write_outcome(study, outcome, summary.stopped, n_target)
+            result = self._result(study, summary, outcome, recorder, uri, n_target)
+            if self._report_wanted() and summary.signal is None:
+                if failures:
+                    logger.warning("end-of-sweep report skipped: the MLflow store did not take every write; "
+                                   "run the sweep again to write it")
+                else:
+                    from .report.report import finalize_sweep
+
+                    finalize_sweep(cfg, result)
+            return result
+        finally:
+            backend.close(kill=True)
+            if lock is not None:
+                (lock.path.parent / "processes.json").unlink(missing_ok=True)
+                lock.release()
+
+    # --- the parts --------------------------------------------------------------------------------
+
+    def _objective_ref(self) -> str:
+        objective = self.spec.objective
+        if objective is None:
+            return self.cfg.objective or BUILTIN_OBJECTIVE
+        if isinstance(objective, str):
+            return objective
+        path = callable_path(objective, in_process=self.spec.in_process)
+        if self.spec.in_process:
+            from .workers.worker import _CALLABLES
+
+            _CALLABLES[path] = objective
+        return path
+
+    def _backend(self) -> Backend:
+        if self.spec.in_process:
+            from .workers.inline import InlineBackend
+
+            return InlineBackend()
+        from .workers.local import LocalBackend
+
+        scratch = None
+        if self.spec.journal and self.spec.storage is None:  # temp files belong to the sweep
+            scratch = str(sweep_dir(self.cfg.storage_dir or ".sweeper", self.cfg.name) / "tmp")
+        backend = LocalBackend(
+            self.spec.start_method, preload=self._preload(),
+            max_trials_per_worker=self.cfg.max_trials_per_worker, max_worker_memory_mb=self.cfg.max_worker_memory_mb,
+            scratch_dir=scratch,
+        )
+        backend.prewarm()  # workers' imports overlap the checks and the study's set-up
+        return backend
+
+    def _preload(self) -> list[str]:
+        """Modules the forkserver imports once for every worker: only ones that passed the
+        allowlist as strings, since this runs before ``check_config`` has imported anything."""
+        cfg = self.cfg
+        objective = self.spec.objective
+        if isinstance(objective, str):
+            return [module_of(objective)]
+        if objective is not None:
+            module = getattr(objective, "__module__", None)
+            return [module] if module and module != "__main__" else []
+        if cfg.objective is not None:
+            return [module_of(cfg.objective)]
+        from .config import import_allowed
+
+        modules = ["sweeper.objectives.sklearn", "sklearn.model_selection", "sklearn.metrics"]
+        if cfg.model is not None and import_allowed(cfg.model.estimator, cfg):
+            modules.append(module_of(cfg.model.estimator))
+        return modules
+
+    def _tracking_uri(self) -> str | None:
+        if not self.spec.track:
+            return None
+        from .tracking.uri import check_reachable, resolve_tracking_uri
+
+        uri = resolve_tracking_uri(self.cfg.tracking.uri)
+        try:
+            check_reachable(uri)  # before the sweep directory, any worker or any run exists
+        except TrackingError as exc:
+            if self.cfg.tracking.required:
+                raise
+            logger.warning("%s; going on without it (tracking.required: false): runs are spooled", exc)
+        return uri
+
+    def _open_study(self) -> tuple[Any, Any]:
+        import optuna
+
+        from .config.space import make_pruner, make_sampler
+
+        cfg, spec = self.cfg, self.spec
+        storage_dir = None
+        storage = spec.storage
+        if storage is None and spec.journal:
+            storage_dir = sweep_dir(cfg.storage_dir or ".sweeper", cfg.name)
+            storage = journal_storage(storage_dir, owner=True)
+        is_grid = cfg.sampler.name == "grid" and spec.sampler is None
+        sampler = spec.sampler if spec.sampler is not None else make_sampler(
+            cfg.sampler.name, cfg.sampler.kwargs, seed=cfg.seed,
+            grid=grid_values(cfg.search_space) if is_grid else None,
+        )
+        if spec.pruner is not None:
+            pruner = make_pruner(spec.pruner)
+        else:
+            pruner = make_pruner(cfg.pruner.name if cfg.pruner else None, cfg.pruner.kwargs if cfg.pruner else None)
+        study = optuna.create_study(
+            storage=storage, sampler=sampler, pruner=pruner, study_name=cfg.name,
+            directions=list(cfg.study_directions), load_if_exists=spec.load_if_exists,
+        )
+        names = cfg.metric_names
+        if names and list(study.metric_names or ()) != list(names):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # ExperimentalWarning: stable since Optuna 3.2
+                study.set_metric_names(list(names))
+        if spec.objective is None:
+            check_spec(study, self._resume_spec(), cfg.source)
+        return study, storage_dir
+
+    def _resume_spec(self) -> dict[str, Any]:
+        """What may not change when a sweep resumes."""
+        cfg = self.cfg
+        return {
+            "search_space": [spec_dict(p) for p in cfg.search_space],
+            "directions": list(cfg.study_directions),
+            "model": cfg.model.estimator if cfg.model else None,
+            "objective": cfg.objective,
+        }
+
+    def _n_target(self) -> int | None:
+        cfg = self.cfg
+        n_trials = cfg.n_trials
+        if cfg.sampler.name == "grid" and self.spec.sampler is None:
+            size = grid_size(tuple(cfg.search_space))
+            if size is not None:
+                n_trials = size if n_trials is None else min(n_trials, size)
+        return n_trials
+
+    def _recorder(self, study: Any, uri: str | None, storage_dir: Any, workers: int) -> Recorder:
+        if uri is None:
+            return NullRecorder()
+        from .tracking.recorder import MlflowRecorder, default_parent_tags
+
+        cfg = self.cfg
+        spool = None if storage_dir is None else str(storage_dir / "spool.jsonl")
+        recorder = MlflowRecorder(
+            uri, cfg.tracking.experiment or cfg.name, study.study_name, study_attrs=study.user_attrs,
+            spool_path=spool, required=cfg.tracking.required, start_ms=int(time.time() * 1000),
+        )
+        texts = {"sweep.yaml": _config_yaml(cfg)} if self.spec.objective is None else {}
+        recorder.start(self._parent_params(workers), default_parent_tags(study.study_name), texts,
+                       finished=finished_records(study))
+        try:
+            recorder.wait_ready()  # the store takes the sweep's writes, before any worker starts
+        except TrackingError as exc:
+            if cfg.tracking.required:
+                recorder.close_quietly()
+                raise
+            logger.warning("%s; going on without it (tracking.required: false): runs are spooled", exc)
+        _write_attrs(study, recorder.study_attrs())
+        return recorder
+
+    def _parent_params(self, workers: int) -> dict[str, Any]:
+        cfg = self.cfg
+        flat: dict[str, Any] = {}
+
+        def walk(prefix: str, value: Any) -> None:
+            if isinstance(value, dict) and value:
+                for key, item in value.items():
+                    walk(f"{prefix}.{key}" if prefix else str(key), item)
+            elif value not in (None, {}, [], ()):
+                flat[prefix] = value
+
+        data = cfg.as_dict(redact=True)
+        space = data.pop("search_space", [])
+        walk("", data)
+        for param in space:
+            shown = {k: v for k, v in param.items() if k != "name" and v not in (None, False)}
+            flat[f"search_space.{param['name']}"] = shown
+        flat["n_jobs_resolved"] = workers
+        objective = self.spec.objective
+        if objective is not None:
+            flat["objective"] = self._objective_ref()
+        if self.spec.sampler is not None:
+            flat["sampler.name"] = type(self.spec.sampler).__name__
+        if self.spec.pruner is not None:
+            flat["pruner.name"] = self.spec.pruner if isinstance(self.spec.pruner, str) else type(self.spec.pruner).__name__
+        return flat
+
+    def _objective_kwargs(self, backend: Backend, workers: int) -> dict[str, Any]:
+        cfg = self.cfg
+        if self.spec.objective is None and cfg.objective is None:
+            return builtin_kwargs(cfg, workers, backend.share)
+        kwargs = self.spec.objective_kwargs if self.spec.objective_kwargs is not None else cfg.objective_kwargs
+        return backend.share(dict(kwargs))
+
+    @staticmethod
+    def _processes_writer(storage_dir: Any, backend: Backend, recorder: Recorder) -> Callable[..., None] | None:
+        """Keep ``<sweep dir>/processes.json`` current -- who runs this sweep, where -- for
+        ``sweeper status`` and for whoever has to stop it by hand."""
+        if storage_dir is None:
+            return None
+        path = storage_dir / "processes.json"
+
+        def write(workers: Mapping[int, Any]) -> None:
+            data = {
+                "coordinator": os.getpid(), **backend.processes(),
+                "recorder_pid": getattr(recorder, "pid", None),
+                "workers": {str(slot): {"host": w.host, "pid": w.pid} for slot, w in sorted(workers.items())},
+            }
+            temporary = path.with_name(path.name + ".tmp")
+            temporary.write_text(json.dumps(data))
+            os.replace(temporary, path)
+
+        return write
+
+    def _drive(self, coordinator: Coordinator) -> tuple[SweepSummary, str]:
+        with _two_stage_interrupt(coordinator):
+            summary = coordinator.run()
+        if summary.signal is not None:
+            return summary, "interrupted"
+        if summary.failed_fast:
+            return summary, "failed"
+        return summary, "finished"
+
+    def _nothing_to_do(self, study: Any, recorder: Recorder, totals: Any, uri: str | None,
+                       n_target: int | None) -> SweepResult:
+        """A complete sweep: nothing runs, but its record is brought to agree with the study."""
+        from .engine.recorder import Progress, SweepEnd
+
+        stored = study.user_attrs.get(OUTCOME_ATTR) or {}
+        outcome: SweepOutcome = "failed" if stored.get("outcome") == "failed" else "finished"
+        progress = Progress(totals.complete, totals.pruned, totals.fail, 0, n_target,
+                            totals.best_trial, totals.best_value)
+        failures = recorder.close(SweepEnd(outcome, stored.get("reason"), progress))
+        _write_attrs(study, recorder.study_attrs())
+        self._write_outcome(study, outcome, stored.get("reason"), n_target)
+        summary = SweepSummary(totals=totals)
+        summary.tracking_failures = failures
+        result = self._result(study, summary, outcome, recorder, uri, n_target)
+        result.nothing_to_do = True
+        return result
+
+    def _result(self, study: Any, summary: SweepSummary, outcome: str, recorder: Recorder,
+                uri: str | None, n_target: int | None) -> SweepResult:
+        result = SweepResult(study, summary, outcome, uri, self.cfg.tracking.experiment or self.cfg.name,
+                             n_target=n_target)
+        result.parent_run_id = getattr(recorder, "parent_run_id", None)
+        result.run_ids = dict(getattr(recorder, "run_ids", {}))
+        return result
+
+    def _report_wanted(self) -> bool:
+        report = self.spec.report if self.spec.report is not None else self.cfg.report
+        return bool(report) and self.spec.track
+
+    @staticmethod
+    def _write_outcome(study: Any, outcome: str, reason: str | None, n_target: int | None) -> None:
+        """How this session ended, for ``sweeper ls``/``status`` and the next resume."""
+        value = {"outcome": outcome, "reason": reason, "n_trials": n_target}
+        if study.user_attrs.get(OUTCOME_ATTR) != value:
+            study.set_user_attr(OUTCOME_ATTR, value)
+
+
+def _write_attrs(study: Any, attrs: Mapping[str, Any]) -> None:
+    current = study.user_attrs
+    for key, value in attrs.items():
+        if current.get(key) != value:
+            study.set_user_attr(key, value)
+
+
+@contextlib.contextmanager
+def _two_stage_interrupt(coordinator: Coordinator) -> Iterator[None]:
+    """First Ctrl-C/SIGTERM: no new trials, running ones get a grace period. Second: now.
+
+    Only from the main thread: ``signal.signal`` refuses elsewhere, and an embedding host
+    that runs us in a thread keeps its own handlers (stop via ``Coordinator.stop``).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum: int, frame: Any) -> None:
+        if coordinator.summary.signal is None:
+            coordinator.summary.signal = signum
+            name = signal.Signals(signum).name
+            print(
+                f"\nsweeper: {name}: stopping, no new trials; waiting up to "
+                f"{coordinator.plan.stop_grace_s:.0f}s for running trials ({name} again to abort)",
+                file=sys.stderr, flush=True,
+            )
+            coordinator.stop(f"interrupted by {name}")
+        else:
+            coordinator.stop("interrupted", immediate=True)
+
+    previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def resolve_n_jobs(n_jobs: int | None) -> int:
+    """Worker processes for ``n_jobs`` (None or -1: one per core), warning when oversubscribed."""
+    available = cores()
+    if n_jobs is None or n_jobs == -1:
+        return available
+    if n_jobs < 1:
+        raise SweeperError(f"n_jobs must be >= 1 (or -1 for all cores), got {n_jobs}")
+    if n_jobs > available:
+        logger.warning("n_jobs=%d worker processes on %d cores: CPU-bound trials will slow each other down",
+                       n_jobs, available)
+    return n_jobs
+
+
+def _config_yaml(cfg: SweepConfig) -> str:
+    import yaml
+
+    return str(yaml.safe_dump(cfg.as_dict(redact=True), sort_keys=False))
+
+
+def default_name() -> str:
+    return "sweep-" + _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+
