@@ -224,8 +224,10 @@ def _json(data: Any) -> str:
 
 def _validate(args: argparse.Namespace) -> int:
     from .config import check_config, grid_size, load_config
+    from .sweep import extend_import_path
 
     cfg = load_config(args.config, list(args.set))
+    extend_import_path(cfg)
     check_config(cfg)
     print(f"{cfg.source}: ok (sweep {cfg.name!r})")
     if cfg.objective:
@@ -235,15 +237,7 @@ def _validate(args: argparse.Namespace) -> int:
         print(f"model: {cfg.model.estimator}")
     print("search space:")
     for param in cfg.search_space:
-        if param.type == "categorical":
-            shape = f"categorical {list(param.choices or [])}"
-        else:
-            shape = f"{param.type} [{param.low}, {param.high}]"
-            if param.log:
-                shape += " log"
-            if param.step is not None:
-                shape += f" step {param.step}"
-        print(f"  {param.name}: {shape}")
+        print(f"  {param.name}: {param.describe()}")
     if cfg.sampler.name == "grid":
         print(f"grid size: {grid_size(tuple(cfg.search_space))}")
     print(f"sampler: {cfg.sampler.name}  n_trials: {cfg.n_trials}  n_jobs: {cfg.n_jobs or 'all cores'}")

@@ -23,6 +23,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .config import SweepConfig, grid_size, grid_values
@@ -92,6 +93,8 @@ class Sweep:
 
     def run(self) -> SweepResult:
         cfg, spec = self.cfg, self.spec
+        if spec.objective is None:
+            extend_import_path(cfg)
         objective_ref = self._objective_ref()
         backend = self._backend()
         if spec.objective is None:
@@ -391,6 +394,18 @@ class Sweep:
         value = {"outcome": outcome, "reason": reason, "n_trials": n_target}
         if study.user_attrs.get(OUTCOME_ATTR) != value:
             study.set_user_attr(OUTCOME_ATTR, value)
+
+
+def extend_import_path(cfg: SweepConfig) -> None:
+    """Let a config's own code import: the config file's directory, then the working directory,
+    go at the END of ``sys.path``, so a module planted there (a ``yaml.py``, an ``sklearn/``)
+    can never shadow the standard library or an installed package. Only after the config's
+    import paths passed the allowlist as strings (``load_config``)."""
+    from .config.imports import objective_root
+
+    for directory in (objective_root(cfg), Path.cwd()):
+        if directory is not None and str(directory) not in sys.path:
+            sys.path.append(str(directory))
 
 
 def _write_attrs(study: Any, attrs: Mapping[str, Any]) -> None:

@@ -92,7 +92,7 @@ def test_bad_config_is_one_clear_line_per_problem_and_exit_2(tmp_path, text, exp
 def test_validate_prints_the_space_and_grid_size(tmp_path):
     done = sweeper_cli("validate", str(GRID), cwd=tmp_path, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert "grid size: 24" in done.stdout and "kernel: categorical ['rbf', 'linear']" in done.stdout
+    assert "grid size: 24" in done.stdout and "kernel: one of ['rbf', 'linear']" in done.stdout
 
 
 def test_the_program_returns_its_status_and_freezes_what_exists_for_a_cheap_teardown(tmp_path):
@@ -166,3 +166,22 @@ def test_progress_is_one_live_line_in_a_terminal_and_plain_lines_in_logs():
             assert text.count("\r\033[K") == 2 and text.count("\n") == 1
         else:
             assert text.count("\n") == 2 and "\r" not in text
+
+
+@pytest.mark.parametrize("how", ["python -m sweeper", "sweeper"])
+def test_modules_planted_in_the_working_directory_never_shadow_libraries(tmp_path, how):
+    """A ``yaml.py`` or ``sklearn/`` in the directory a command runs from must not run as the
+    library (issue: every verb put the working directory first on sys.path)."""
+    marker = tmp_path / "hijacked"
+    for planted in ("yaml.py", "sklearn/__init__.py", "optuna.py"):
+        path = tmp_path / planted
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(f"open({str(marker)!r}, 'a').write({planted!r})\n")
+    config = tmp_path / "svc.yaml"
+    config.write_text((ROOT / "configs" / "digits_svc_grid.yaml").read_text())
+    program = [sys.executable, "-m", "sweeper"] if how.startswith("python") else [
+        str(Path(sys.executable).with_name("sweeper"))]
+    done = subprocess.run([*program, "validate", str(config)], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert not marker.exists(), marker.read_text()
