@@ -1,7 +1,8 @@
 """Where a sweep's Optuna study lives, what sweeper keeps in it, and how a second run resumes it.
 
-    .sweeper/<name>/study.journal   Optuna journal (append-only; opens with optuna's own tools)
-    .sweeper/<name>/lock            pid of the coordinator running it now
+    .sweeper/<name>/study.journal   Optuna journal (append-only, whole lines: ``engine.journal``;
+                                    opens with optuna's own tools)
+    .sweeper/<name>/lock            flock held by the coordinator running it now (its pid inside)
 
 A journal file rather than SQLite: one writer needs no database locking, and appends are ~6x
 faster than SQLite transactions. The study is the record of truth for every view of a sweep
@@ -11,9 +12,12 @@ imported inside functions.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import logging
 import math
 import os
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +40,11 @@ ERROR_ATTR = "sweeper:error"
 TRACEBACK_ATTR = "sweeper:traceback"
 DURATION_ATTR = "sweeper:duration_s"
 WORKER_ATTR = "sweeper:worker"  # "host:pid"
+
+JOURNAL = "study.journal"
+#: Damaged lines of the torn-then-appended kind (``journal.repair_merged_line``) mended on opening.
+MAX_MENDED_LINES = 100
+logger = logging.getLogger("sweeper")
 
 #: Prefixes of the study user attrs sweeper (and its recorders) write, as opposed to the user's.
 _OWN_PREFIXES = ("sweeper_", "mlflow_")
@@ -118,50 +127,147 @@ def sweep_dir(root: str | os.PathLike[str], name: str) -> Path:
 
 
 def journal_storage(directory: Path, *, owner: bool = False) -> Any:
-    """The sweep's Optuna storage. ``owner``: the caller holds the ``SweepLock``, so a journal
-    write lock left by a coordinator killed mid-append is stale and is removed (else Optuna
-    would wait on it)."""
+    """The sweep's Optuna storage over ``directory/study.journal`` (``engine.journal``: whole-line
+    appends, one clear error for a damaged line). ``owner``: the caller holds the ``SweepLock``
+    and will write, so first a torn last line is cut (kept beside the journal), a line an older
+    sweeper damaged that way is mended, and a journal write lock Optuna's own backend left
+    behind is removed. Errors are ``SweeperError``s of one line (``JournalError``)."""
     import optuna
-    from optuna.storages.journal import JournalFileBackend
 
-    directory.mkdir(parents=True, exist_ok=True)
-    journal = directory / "study.journal"
-    if owner:
-        Path(f"{journal}.lock").unlink(missing_ok=True)
-    return optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
+    from .journal import JournalCorrupt, JournalWriteError, journal_backend, prepare_for_writing, repair_merged_line
+
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise JournalWriteError(str(directory / JOURNAL), exc) from None
+    journal = directory / JOURNAL
+    if not owner:
+        return optuna.storages.JournalStorage(journal_backend(journal))
+    Path(f"{journal}.lock").unlink(missing_ok=True)
+    torn = prepare_for_writing(journal)
+    if torn is not None:
+        logger.warning("the study journal %s ended in a torn line (%d bytes: a write the disk did not "
+                       "finish); it was cut and kept in %s", journal, torn.stat().st_size, torn)
+    for _ in range(MAX_MENDED_LINES):
+        try:
+            return optuna.storages.JournalStorage(journal_backend(journal))
+        except JournalCorrupt as exc:
+            mended = repair_merged_line(journal, exc.line)
+            if mended is None:
+                raise
+            logger.warning("the study journal %s had a torn line joined to the next entry at line %d; "
+                           "the torn part was cut and kept in %s", journal, exc.line, mended)
+    return optuna.storages.JournalStorage(journal_backend(journal))
 
 
 class SweepLock:
-    """One coordinator per sweep directory; a second one is refused at once, naming the holder."""
+    """One coordinator per sweep directory, held by the kernel: ``flock`` on ``<dir>/lock``, a
+    file that stays. Taking it is atomic (two processes started at the same instant cannot
+    both hold it), and it is free the moment its holder dies, however it died. The holder's
+    pid is written into the file for messages and ``sweeper status``; ``lock_holder`` asks the
+    kernel whether anyone holds it. A process forked while it is held does not keep it
+    (its copy of the descriptor is closed in the child)."""
 
     def __init__(self, directory: Path) -> None:
         self.path = directory / "lock"
-        self._held = False
+        self._fd: int | None = None
+        self._owner_pid = 0
 
-    def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(2):
+    def acquire(self, wait_s: float = 2.0) -> None:
+        """Take the lock, or raise ``SweeperError`` naming the live coordinator that holds it.
+        A holder that is gone but whose lock is still held for a moment (a forked child
+        exiting, a reader looking) is waited for up to ``wait_s``."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            from .journal import JournalWriteError
+
+            raise JournalWriteError(str(self.path.parent / JOURNAL), exc) from None
+        deadline = time.monotonic() + wait_s
+        while True:
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
                 holder = read_pid(self.path)
-                if holder is not None and holder != os.getpid() and pid_alive(holder):
+                if (holder is not None and pid_alive(holder)) or time.monotonic() > deadline:
+                    os.close(fd)
+                    named = f"pid {holder}" if holder is not None else "another process"
                     raise SweeperError(
-                        f"sweep in {self.path.parent} is already running (pid {holder}); "
+                        f"sweep in {self.path.parent} is already running ({named}); "
                         "wait for it, stop it, or give this run another --name"
                     ) from None
-                self.path.unlink(missing_ok=True)  # stale: its coordinator died
-                continue
-            with os.fdopen(fd, "w") as handle:
-                handle.write(str(os.getpid()))
-            self._held = True
-            return
-        raise SweeperError(f"could not take the lock {self.path}")
+                time.sleep(0.01)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:
+            pass  # a full disk: the lock holds all the same; only its pid is not shown
+        self._fd, self._owner_pid = fd, os.getpid()
+        _HELD_LOCKS.add(fd)
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None and self._owner_pid == os.getpid()
 
     def release(self) -> None:
-        if self._held:
-            self.path.unlink(missing_ok=True)
-            self._held = False
+        if not self.held:
+            return
+        assert self._fd is not None
+        fd, self._fd = self._fd, None
+        _HELD_LOCKS.discard(fd)
+        try:
+            os.ftruncate(fd, 0)  # no holder's pid left for readers
+        except OSError:
+            pass
+        os.close(fd)  # releases the flock
+
+
+#: Descriptors of the sweep locks this process holds, closed in forked children.
+_HELD_LOCKS: set[int] = set()
+
+
+def _forget_locks_in_child() -> None:
+    """A forked child (the report's plot child, a fork-started worker) shares the lock's open
+    file: closing its copy leaves the parent's lock as it is, and a child that outlives a
+    killed coordinator no longer holds the sweep."""
+    for fd in list(_HELD_LOCKS):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD_LOCKS.clear()
+
+
+os.register_at_fork(after_in_child=_forget_locks_in_child)
+
+
+def lock_holder(directory: Path) -> int | None:
+    """The pid of the process holding the sweep's lock now (0 when it is held but its pid is
+    not written yet), or None when nobody holds it. Asks the kernel: a shared ``flock`` that
+    cannot be had means a holder, whatever the file says."""
+    path = directory / "lock"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            for _ in range(20):  # its holder writes its pid right after taking it
+                pid = read_pid(path)
+                if pid is not None:
+                    return pid
+                time.sleep(0.005)
+            return 0
+        except OSError:
+            return None
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
 
 
 def read_pid(path: Path) -> int | None:
