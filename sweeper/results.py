@@ -1,31 +1,45 @@
 """Reading sweeps back without re-running them: the logic of ``sweeper ls/status/best/export``.
 
-    .sweeper/<name>/study.journal --read only--> optuna.Study --> plain dicts --> table | JSON
-    .sweeper/<name>/lock          --live pid?--> "running"
+    .sweeper/<name>/study.journal  --read only--> optuna.Study --Totals, outcome--> plain dicts --> table | JSON
+    .sweeper/<name>/lock           --flock held?--> "running" (and whose pid)
+    .sweeper/<name>/processes.json --while running--> the sweep's processes, for ``status``
 
-Everything here reads; nothing writes (a running coordinator stays the journal's only writer,
-and reading an append-only journal while it grows is safe: a half-written last line is skipped).
-MLflow ids come from the study's own attrs, so no verb has to import mlflow. Optuna is
-imported inside functions; each verb returns plain data (``--json`` prints it as it is) and a
-``format_*`` function turns it into a human table.
+The study, read whole, is the one source of truth: the state comes from the lock and from how
+the last session said it ended (the study attr ``sweeper_outcome``, written at the start of every
+session and at its end), the counts from ``engine.study.Totals`` (what the progress line and the
+MLflow parent count), the best trial from Optuna's ``study.best_trial``. Everything here reads;
+nothing writes (a running coordinator stays the journal's only writer, and reading an
+append-only journal while it grows is safe: an incomplete last line is skipped). MLflow ids
+come from the study's own attrs, so no verb imports mlflow. Optuna is imported inside
+functions; each verb returns plain data (``--json`` prints it as it is) and a ``format_*``
+function turns it into a human table.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .engine.study import read_pid
-from .tracking.records import EXPERIMENT_ATTR, MODEL_URI_ATTR, PARENT_RUN_ATTR, TRACKING_URI_ATTR, run_id_of
-from ._procs import pid_alive
+from .engine.study import (
+    FAIL_REASON_ATTR,
+    JOURNAL,
+    OUTCOME_ATTR,
+    Totals,
+    directions_maximize,
+    journal_storage,
+    lock_holder,
+)
 from .errors import SweeperError
+from .tracking.records import EXPERIMENT_ATTR, MODEL_URI_ATTR, PARENT_RUN_ATTR, TRACKING_URI_ATTR, run_id_of
 
-JOURNAL = "study.journal"
 STATES = ("complete", "pruned", "fail", "running", "waiting")
+PROCESSES = "processes.json"
 
 
 # --- finding and opening sweeps ---------------------------------------------------------------
@@ -40,16 +54,16 @@ def sweep_names(root: str | os.PathLike[str]) -> list[str]:
 
 
 def load_study(root: str | os.PathLike[str], name: str) -> Any:
-    """Open a sweep's study read-only; a missing sweep is a ``SweeperError`` naming the ones there."""
+    """Open a sweep's study read-only; a missing sweep is a ``SweeperError`` naming the ones
+    there, a damaged journal one ``JournalCorrupt`` naming the line."""
     import optuna
-    from optuna.storages.journal import JournalFileBackend
 
-    path = Path(root) / name / JOURNAL
-    if not path.is_file():
+    directory = Path(root) / name
+    if not (directory / JOURNAL).is_file():
         known = sweep_names(root)
         have = f"sweeps there: {', '.join(known)}" if known else "no sweeps there"
         raise SweeperError(f"no sweep {name!r} in {root} ({have}); run it first, or pass --dir")
-    storage = optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    storage = journal_storage(directory)
     studies = storage.get_all_studies()
     if not studies:
         raise SweeperError(f"sweep {name!r} in {root} has no study yet")
@@ -58,9 +72,18 @@ def load_study(root: str | os.PathLike[str], name: str) -> Any:
 
 
 def coordinator_pid(root: str | os.PathLike[str], name: str) -> int | None:
-    """The pid of the coordinator running the sweep now (a live pid in its lock), else None."""
-    pid = read_pid(Path(root) / name / "lock")
-    return pid if pid is not None and pid_alive(pid) else None
+    """The pid of the coordinator running the sweep now (the holder of its lock), else None."""
+    return lock_holder(Path(root) / name)
+
+
+def running_processes(root: str | os.PathLike[str], name: str) -> dict[str, Any] | None:
+    """The processes of a running sweep as it lists them (coordinator, Manager, MLflow writer,
+    workers with host and pid); None when it is not running or has not listed them yet."""
+    try:
+        data = json.loads((Path(root) / name / PROCESSES).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 # --- what a study holds, as plain data ----------------------------------------------------------
@@ -78,18 +101,54 @@ def counts(trials: Iterable[Any]) -> dict[str, int]:
     return tally
 
 
-def sweep_state(trials: Sequence[Any], pid: int | None) -> str:
-    """running (a live coordinator) | interrupted (work left over) | finished | empty."""
+@dataclass(frozen=True)
+class SweepState:
+    """Where a sweep stands: ``running`` (a live coordinator holds its lock), ``interrupted``
+    (resumable: running the same config again goes on), ``finished``, ``failed`` (the failure
+    brake stopped it) or ``empty`` (no trial yet); ``reason`` says why it is not finished."""
+
+    state: str
+    reason: str | None = None
+    pid: int | None = None
+
+
+def sweep_state(study: Any, trials: Sequence[Any], pid: int | None) -> SweepState:
+    """The state of a sweep from its lock holder (``pid``), the outcome its last session wrote
+    and the trials it left; see ``SweepState``."""
+    outcome = study.user_attrs.get(OUTCOME_ATTR)
+    outcome = outcome if isinstance(outcome, dict) else {}
     if pid is not None:
-        return "running"
+        return SweepState("running", None, pid)
+    said, reason = outcome.get("outcome"), outcome.get("reason")
+    left = counts(trials)
     if not trials:
-        return "empty"
-    if any(state_of(t) in ("running", "waiting") for t in trials):
-        return "interrupted"  # a dead coordinator's trials, or queued retries never run
-    last = max(trials, key=lambda t: t.number)
-    if last.system_attrs.get("sweeper:fail_reason") == "interrupted":
-        return "interrupted"  # stopped by Ctrl-C/SIGTERM: running it again resumes
-    return "finished"
+        return SweepState("interrupted" if said == "interrupted" else "empty", reason)
+    why = []
+    if said == "running":
+        why.append("its coordinator stopped without finishing (killed?)")
+    elif said == "interrupted":
+        why.append(reason or "interrupted")
+    if left["running"]:
+        why.append(f"{left['running']} trial(s) left running")
+    if left["waiting"]:
+        why.append(f"{left['waiting']} trial(s) queued")
+    if not said and not why:
+        last = max(trials, key=lambda t: t.number)
+        if last.system_attrs.get(FAIL_REASON_ATTR) == "interrupted":  # a study from before outcomes
+            why.append("interrupted")
+    if why:
+        return SweepState("interrupted", "; ".join(why))
+    if said == "failed":
+        return SweepState("failed", reason)
+    return SweepState("finished", reason)
+
+
+def sweep_target(study: Any) -> int | None:
+    """The sweep's ``n_trials`` (its total over every session), as its last session had it;
+    None for a sweep that runs until a timeout."""
+    outcome = study.user_attrs.get(OUTCOME_ATTR)
+    target = outcome.get("n_trials") if isinstance(outcome, dict) else None
+    return target if isinstance(target, int) else None
 
 
 def directions_of(study: Any) -> list[str]:
@@ -113,7 +172,9 @@ def trial_record(study: Any, trial: Any) -> dict[str, Any]:
 
 
 def best_trials(study: Any) -> list[Any]:
-    """The best trial (single objective) or the Pareto front in trial order; [] if none complete."""
+    """The best trial (single objective: Optuna's ``study.best_trial``, ties as Optuna breaks
+    them -- the one definition of best every view uses) or the Pareto front in trial order;
+    [] if none complete."""
     from optuna.trial import TrialState
 
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
@@ -133,6 +194,29 @@ def mlflow_ids(study: Any) -> dict[str, Any]:
     }
 
 
+def _overview(root: str | os.PathLike[str], name: str, study: Any, trials: Sequence[Any]) -> dict[str, Any]:
+    """What ``ls`` and ``status`` both say of a sweep."""
+    state = sweep_state(study, trials, coordinator_pid(root, name))
+    totals = Totals.of(trials, directions_maximize(study))
+    best = best_trials(study)
+    single = len(study.directions) == 1
+    return {
+        "name": name,
+        "state": state.state,
+        "reason": state.reason,
+        "pid": state.pid,
+        "directions": directions_of(study),
+        "n_trials": sweep_target(study),  # the sweep's total, as the progress line shows it
+        "n_done": totals.counted,  # finished trials that count toward it, as the progress line counts them
+        "n_finished": totals.finished,
+        "counts": counts(trials),
+        "best_value": _number(best[0].values[0]) if single and best else None,
+        "best_trial": best[0].number if single and best else None,
+        "pareto_front_size": None if single else len(best),
+        "last_activity": _iso(_last_activity(trials)),
+    }
+
+
 # --- the verbs ----------------------------------------------------------------------------------
 
 
@@ -142,52 +226,32 @@ def list_sweeps(root: str | os.PathLike[str]) -> list[dict[str, Any]]:
     for name in sweep_names(root):
         try:
             study = load_study(root, name)
-        except Exception as exc:  # noqa: BLE001 - one unreadable journal must not hide the rest
-            rows.append({"name": name, "state": "unreadable", "error": f"{type(exc).__name__}: {exc}"[:200]})
+        except SweeperError as exc:  # one unreadable journal must not hide the rest
+            rows.append({"name": name, "state": "unreadable", "error": str(exc)})
             continue
-        trials = study.get_trials(deepcopy=False)
-        pid = coordinator_pid(root, name)
-        tally = counts(trials)
-        best = best_trials(study)
-        rows.append({
-            "name": name,
-            "state": sweep_state(trials, pid),
-            "pid": pid,
-            "directions": directions_of(study),
-            "n_trials": len(trials),
-            "n_finished": tally["complete"] + tally["pruned"] + tally["fail"],
-            "counts": tally,
-            "best_value": best[0].values[0] if len(best) == 1 else None,
-            "best_trial": best[0].number if len(best) == 1 else None,
-            "pareto_front_size": len(best) if len(study.directions) > 1 else None,
-            "last_activity": _iso(_last_activity(trials)),
-        })
+        rows.append(_overview(root, name, study, study.get_trials(deepcopy=False)))
     return rows
 
 
 def sweep_status(root: str | os.PathLike[str], name: str, *, now: _dt.datetime | None = None) -> dict[str, Any]:
-    """``sweeper status``: counts by state, the trials running now and the best so far."""
+    """``sweeper status``: state and why, counts by state, the trials running now, the best so
+    far, and the sweep's processes while it runs."""
     study = load_study(root, name)
     trials = study.get_trials(deepcopy=False)
-    pid = coordinator_pid(root, name)
+    overview = _overview(root, name, study, trials)
     now = now or _dt.datetime.now()
     running = [t for t in trials if state_of(t) == "running"]
     starts = [t.datetime_start for t in trials if t.datetime_start is not None]
     reasons: dict[str, int] = {}
     for trial in trials:
-        reason = trial.system_attrs.get("sweeper:fail_reason")
+        reason = trial.system_attrs.get(FAIL_REASON_ATTR)
         if state_of(trial) == "fail" and reason:
             reasons[reason] = reasons.get(reason, 0) + 1
     return {
-        "name": name,
-        "state": sweep_state(trials, pid),
-        "pid": pid,
-        "directions": directions_of(study),
-        "n_trials": len(trials),
-        "counts": counts(trials),
+        **overview,
+        "processes": running_processes(root, name) if overview["state"] == "running" else None,
         "failure_reasons": dict(sorted(reasons.items())),
         "first_start": _iso(min(starts) if starts else None),
-        "last_activity": _iso(_last_activity(trials)),
         "running": [
             {**trial_record(study, t), "running_for_s": _seconds(now - t.datetime_start) if t.datetime_start else None}
             for t in sorted(running, key=lambda t: t.number)
@@ -200,8 +264,14 @@ def sweep_status(root: str | os.PathLike[str], name: str, *, now: _dt.datetime |
 def best_of(root: str | os.PathLike[str], name: str) -> dict[str, Any]:
     """``sweeper best``: the best trial (or the Pareto front) with its params and MLflow run."""
     study = load_study(root, name)
+    return best_summary(study, name)
+
+
+def best_summary(study: Any, name: str | None = None) -> dict[str, Any]:
+    """The best trial (or the Pareto front) of ``study`` as ``sweeper best --json`` and the
+    report's ``best.json`` give it (one definition of best: ``best_trials``)."""
     best = [trial_record(study, t) for t in best_trials(study)]
-    result: dict[str, Any] = {"name": name, "directions": directions_of(study)}
+    result: dict[str, Any] = {"name": name or study.study_name, "directions": directions_of(study)}
     if len(study.directions) == 1:
         result["best"] = best[0] if best else None
     else:
@@ -254,9 +324,11 @@ def format_ls(rows: Sequence[Mapping[str, Any]], root: str) -> str:
         return f"no sweeps in {root} (a sweep appears there once `sweeper run` starts it)"
     header = ("NAME", "STATE", "DONE", "COMPLETE", "FAILED", "PRUNED", "RUNNING", "BEST", "TRIAL", "LAST ACTIVITY")
     table = []
+    problems = []
     for row in rows:
         if row["state"] == "unreadable":
-            table.append((row["name"], "unreadable", "", "", "", "", "", row.get("error", ""), "", ""))
+            table.append((row["name"], "unreadable", "-", "", "", "", "", "-", "", "-"))
+            problems.append(f"{row['name']}: {row['error']}")
             continue
         tally = row["counts"]
         if row["pareto_front_size"] is not None:
@@ -265,22 +337,27 @@ def format_ls(rows: Sequence[Mapping[str, Any]], root: str) -> str:
             best = _fmt(row["best_value"]) if row["best_value"] is not None else "-"
             trial = f"#{row['best_trial']}" if row["best_trial"] is not None else ""
         state = row["state"] + (f" (pid {row['pid']})" if row["pid"] else "")
+        done = f"{row['n_done']}/{row['n_trials']}" if row["n_trials"] else str(row["n_done"])
         table.append((
-            row["name"], state, str(row["n_finished"]), str(tally["complete"]), str(tally["fail"]),
+            row["name"], state, done, str(tally["complete"]), str(tally["fail"]),
             str(tally["pruned"]), str(tally["running"]), best, trial, _short_time(row["last_activity"]),
         ))
-    return _table(header, table)
+    return "\n".join([_table(header, table), *problems])
 
 
 def format_status(status: Mapping[str, Any]) -> str:
     tally = status["counts"]
-    finished = tally["complete"] + tally["pruned"] + tally["fail"]
     state = status["state"] + (f" (coordinator pid {status['pid']})" if status["pid"] else "")
-    lines = [
-        f"sweep {status['name']!r}: {state}, {' / '.join(status['directions'])}",
-        (f"trials: {finished} finished ({tally['complete']} complete, {tally['fail']} failed, "
-         f"{tally['pruned']} pruned), {tally['running']} running, {tally['waiting']} waiting"),
-    ]
+    if status["reason"] and status["state"] != "running":
+        state += f": {status['reason']}"
+    lines = [f"sweep {status['name']!r}: {state}; {' / '.join(status['directions'])}"]
+    if status["state"] == "interrupted":
+        lines.append("  run the same config again to resume it")
+    target = f"/{status['n_trials']}" if status["n_trials"] else ""
+    lines.append(
+        f"trials: {status['n_done']}{target} done; {status['n_finished']} finished ({tally['complete']} complete, "
+        f"{tally['fail']} failed, {tally['pruned']} pruned), {tally['running']} running, {tally['waiting']} waiting"
+    )
     if status["failure_reasons"]:
         lines.append("failures: " + ", ".join(f"{k} x{v}" for k, v in status["failure_reasons"].items()))
     if status["first_start"]:
@@ -299,8 +376,21 @@ def format_status(status: Mapping[str, Any]) -> str:
             params = _params(trial["params"]) or "(no params yet)"
             lines.append(f"  #{trial['number']:<4} for {took:.1f}s  {params}" if took is not None
                          else f"  #{trial['number']:<4} {params}")
+    if status.get("processes"):
+        lines.append(_processes_line(status["processes"]))
     lines += _mlflow_lines(status)
     return "\n".join(lines)
+
+
+def _processes_line(processes: Mapping[str, Any]) -> str:
+    named = [("coordinator", processes.get("coordinator")), ("Manager", processes.get("manager_pid")),
+             ("MLflow writer", processes.get("recorder_pid"))]
+    parts = [f"{what} {pid}" for what, pid in named if pid]
+    workers = processes.get("workers") or {}
+    if isinstance(workers, Mapping) and workers:
+        parts.append("workers " + ", ".join(f"{w.get('host')}:{w.get('pid')}" for w in workers.values()
+                                            if isinstance(w, Mapping)))
+    return "processes: " + "; ".join(parts)
 
 
 def format_best(best: Mapping[str, Any]) -> str:

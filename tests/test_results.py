@@ -25,7 +25,7 @@ from optuna.trial import TrialState, create_trial
 from sweeper import cli
 from sweeper import results as _results
 from sweeper.report import report as _report
-from sweeper.engine.study import journal_storage
+from sweeper.engine.study import SweepLock, journal_storage
 
 pytestmark = pytest.mark.timeout(180)
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,8 +39,11 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def make_sweep(root: Path, name: str, *, directions=("maximize",), values=(0.5, 0.9, 0.7),
-               failed=0, pruned=0, running=0, lock_pid=None, interrupted_last=False) -> optuna.Study:
-    """A sweep directory as a coordinator leaves it: journal, run ids in system attrs, lock."""
+               failed=0, pruned=0, running=0, lock_pid=None, interrupted_last=False,
+               outcome=None) -> optuna.Study:
+    """A sweep directory as a coordinator leaves it: journal, run ids in system attrs, lock
+    (``lock_pid``: this process holds it as a live coordinator would, another pid is the file a
+    dead one left), and the outcome its session wrote (``sweeper_outcome``)."""
     study = optuna.create_study(
         study_name=name, storage=journal_storage(root / name), directions=list(directions),
     )
@@ -69,9 +72,25 @@ def make_sweep(root: Path, name: str, *, directions=("maximize",), values=(0.5, 
         trial.suggest_float("x", 0, 1)
     study.set_user_attr("mlflow_parent_run_id", "parent0001")
     study.set_user_attr("mlflow_experiment_id", "7")
-    if lock_pid is not None:
+    if outcome is not None:
+        study.set_user_attr("sweeper_outcome", outcome)
+    if lock_pid == os.getpid():
+        lock = SweepLock(root / name)
+        lock.acquire()
+        HELD.append(lock)
+    elif lock_pid is not None:
         (root / name / "lock").write_text(str(lock_pid))
     return study
+
+
+HELD: list[SweepLock] = []  # locks make_sweep took as a running coordinator would
+
+
+@pytest.fixture(autouse=True)
+def release_held_locks():
+    yield
+    while HELD:
+        HELD.pop().release()
 
 
 def verb(capsys, *argv: str) -> tuple[int, str, str]:
@@ -148,8 +167,8 @@ def test_a_sweep_stopped_by_ctrl_c_is_interrupted_not_finished(capsys, tmp_path)
 def test_status_of_a_running_sweep_shows_counts_running_trials_and_best(capsys, root):
     code, out, _ = verb(capsys, "status", "beta", "--dir", str(root))
     assert code == 0
-    assert f"sweep 'beta': running (coordinator pid {os.getpid()}), maximize" in out
-    assert "trials: 1 finished (1 complete, 0 failed, 0 pruned), 2 running, 0 waiting" in out
+    assert f"sweep 'beta': running (coordinator pid {os.getpid()}); maximize" in out
+    assert "trials: 1 done; 1 finished (1 complete, 0 failed, 0 pruned), 2 running, 0 waiting" in out
     assert "best so far: #0 value 0.2  run run0000  x=0 y=1" in out
     assert "running now:" in out and "  #1 " in out and "  #2 " in out
     assert "MLflow: experiment 7, parent run parent0001" in out
