@@ -198,3 +198,23 @@ def test_resume_fails_trials_a_dead_coordinator_left_running_and_queues_them_onc
     assert study.trials[-1].state == optuna.trial.TrialState.WAITING  # its params, queued once
     again = resume(study)
     assert again.requeued == []
+
+
+def test_a_changed_sweep_is_refused_naming_each_change():
+    from sweeper.engine.study import check_spec
+    from sweeper.errors import ConfigError
+
+    study = new_study()
+    spec = {"search_space": [{"name": "lr", "type": "float", "low": 0.01, "high": 0.3},
+                             {"name": "depth", "type": "int", "low": 2, "high": 8}],
+            "directions": ["maximize"], "model": "sklearn.svm.SVC", "objective": None}
+    check_spec(study, spec, "rf.yaml")  # a new sweep stores its spec
+    changed = json.loads(json.dumps(spec))
+    changed["search_space"][0]["high"] = 0.5
+    changed["search_space"].append({"name": "gamma", "type": "float", "low": 0.1, "high": 1.0})
+    with pytest.raises(ConfigError) as refused:
+        check_spec(study, changed, "rf.yaml")
+    text = str(refused.value)
+    assert "search_space.lr.high: expected 0.3 (as when the sweep started), got 0.5" in text
+    assert "search_space.gamma: expected (absent)" in text and "--name NEW" in text
+    assert len(text) < 600  # one line per change, not two JSON dumps
