@@ -42,7 +42,7 @@ from .errors import SweeperError, TrackingError
 from .objectives.builtin import OBJECTIVE as BUILTIN_OBJECTIVE
 from .objectives.builtin import builtin_kwargs, cores, spec_dict
 from .workers.backend import Backend
-from .workers.callables import callable_path, module_of
+from .workers.callables import module_of, transport
 
 logger = logging.getLogger("sweeper")
 
@@ -156,46 +156,54 @@ class Sweep:
     # --- the parts --------------------------------------------------------------------------------
 
     def _objective_ref(self) -> str:
+        """What ``RunTrial.objective`` names: an import path, or the name of the objective sent
+        by value (``workers.callables``: pickled here, once, before any process starts)."""
         objective = self.spec.objective
         if objective is None:
             return self.cfg.objective or BUILTIN_OBJECTIVE
         if isinstance(objective, str):
             return objective
-        path = callable_path(objective, in_process=self.spec.in_process)
-        if self.spec.in_process:
-            from .workers.worker import _CALLABLES
-
-            _CALLABLES[path] = objective
-        return path
+        if getattr(self, "_transport", None) is None:
+            self._transport = transport(objective, in_process=self.spec.in_process)
+        return self._transport.name
 
     def _backend(self) -> Backend:
+        self._objective_ref()
+        moved = getattr(self, "_transport", None)
+        payload = None if moved is None else moved.payload
         if self.spec.in_process:
             from .workers.inline import InlineBackend
 
-            return InlineBackend()
+            return InlineBackend({moved.name: payload} if moved is not None and payload is not None else None)
+        from .workers.callables import references_main
         from .workers.local import LocalBackend
 
         scratch = None
         if self.spec.journal and self.spec.storage is None:  # temp files belong to the sweep
             scratch = str(sweep_dir(self.cfg.storage_dir or ".sweeper", self.cfg.name) / "tmp")
+        kwargs = self.spec.objective_kwargs
         backend = LocalBackend(
             self.spec.start_method, preload=self._preload(),
             max_trials_per_worker=self.cfg.max_trials_per_worker, max_worker_memory_mb=self.cfg.max_worker_memory_mb,
             scratch_dir=scratch,
+            objectives={moved.name: payload} if moved is not None and isinstance(payload, bytes) else None,
+            # objects of classes defined in the script, in objective_kwargs: workers import it
+            import_main=kwargs is not None and references_main(dict(kwargs)),
         )
         backend.prewarm()  # workers' imports overlap the checks and the study's set-up
         return backend
 
     def _preload(self) -> list[str]:
         """Modules the forkserver imports once for every worker: only ones that passed the
-        allowlist as strings, since this runs before ``check_config`` has imported anything."""
+        allowlist as strings, since this runs before ``check_config`` has imported anything,
+        or ones a Python objective uses (imported here already)."""
         cfg = self.cfg
         objective = self.spec.objective
         if isinstance(objective, str):
             return [module_of(objective)]
         if objective is not None:
-            module = getattr(objective, "__module__", None)
-            return [module] if module and module != "__main__" else []
+            self._objective_ref()
+            return list(self._transport.modules)
         if cfg.objective is not None:
             return [module_of(cfg.objective)]
         from .config import import_allowed

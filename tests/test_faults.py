@@ -146,12 +146,28 @@ def test_crash_loop_stops_the_sweep():
     assert wait_no_leftovers() == []
 
 
-def test_lambda_objective_is_refused_before_any_worker_starts():
-    with pytest.raises(sweeper.SweeperError, match="lambda or a nested function"):
-        sweeper.optimize(lambda trial: 0.0, n_trials=1, track=False)
+def test_objective_that_cannot_be_pickled_is_refused_before_any_worker_starts():
+    """One error naming the part that failed and its type, never a bound argument's value."""
+    import functools
+    import threading
 
-    def nested(trial):
+    import numpy as np
+
+    from conftest import leftover_children
+
+    class Model:
+        def __init__(self):
+            self.weights = np.full(50_000, 7.25)
+            self.lock = threading.Lock()
+
+    def fit(trial, model, data):
         return 0.0
 
-    with pytest.raises(sweeper.SweeperError, match="define it with `def` at module level"):
-        sweeper.optimize(nested, n_trials=1, track=False)
+    objective = functools.partial(fit, model=Model(), data=np.full(50_000, 3.5))
+    before = {p.pid for p in leftover_children()}
+    with pytest.raises(sweeper.SweeperError) as raised:
+        sweeper.optimize(objective, n_trials=1, n_jobs=2, track=False)
+    message = str(raised.value)
+    assert "bound argument 'model' -> attribute 'lock', a _thread.lock" in message
+    assert "7.25" not in message and "3.5" not in message and len(message.splitlines()) == 1
+    assert {p.pid for p in leftover_children()} <= before  # nothing was started

@@ -1,21 +1,21 @@
 """Trials in threads of this process: for debuggers (``breakpoint()`` works) and quick runs.
 
-Same messages and worker loop as the process backend, over plain ``queue.Queue`` channels. A
-thread cannot be killed: a cancelled trial's thread is abandoned (its later messages are
-dropped by the coordinator, which knows the trial ended) and a fresh thread takes its slot.
+Same messages and worker loop (``serve``) as the process backend, over plain ``queue.Queue``
+channels; objectives are handed over as they are (nothing is pickled). A thread cannot be
+killed: a cancelled trial's thread is abandoned (its later messages are dropped by the
+coordinator, which knows the trial ended) and a fresh thread takes its slot. A thread cannot
+die alone either, so no slot is ever lost before it is ready.
 """
 
 from __future__ import annotations
 
-import os
 import queue
-import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from .messages import FromBackend, RunTrial, Shutdown, ToWorker, WorkerLost, WorkerReady
-from .worker import run_trial
+from .messages import FromBackend, Shutdown, ToWorker, WorkerLost
+from .serve import serve
 
 #: How long ``close`` waits for each thread to leave.
 JOIN_TIMEOUT_S = 5.0
@@ -26,7 +26,9 @@ class InlineBackend:
 
     name = "inline"
 
-    def __init__(self) -> None:
+    def __init__(self, objectives: Mapping[str, Callable[..., Any] | bytes] | None = None) -> None:
+        """``objectives``: name -> the objective itself (or pickled bytes), for ``RunTrial``."""
+        self._objectives = dict(objectives or {})
         self._outbox: queue.Queue[Any] = queue.Queue()
         self._inboxes: dict[int, queue.Queue[Any]] = {}
         self._threads: dict[int, threading.Thread] = {}
@@ -38,7 +40,7 @@ class InlineBackend:
     def _spawn(self, worker_id: int) -> None:
         inbox: queue.Queue[Any] = queue.Queue()
         thread = threading.Thread(
-            target=_inline_worker, args=(worker_id, inbox, self._outbox),
+            target=serve, args=(worker_id, inbox, self._outbox), kwargs={"objectives": self._objectives},
             name=f"sweeper-inline-{worker_id}", daemon=True,
         )
         self._inboxes[worker_id] = inbox
@@ -73,13 +75,3 @@ class InlineBackend:
             for thread in self._threads.values():
                 thread.join(JOIN_TIMEOUT_S)
         self._threads.clear()
-
-
-def _inline_worker(worker_id: int, inbox: Any, outbox: Any) -> None:
-    outbox.put(WorkerReady(worker_id, socket.gethostname(), os.getpid()))
-    while True:
-        message = inbox.get()
-        if isinstance(message, Shutdown):
-            return
-        if isinstance(message, RunTrial):
-            outbox.put(run_trial(worker_id, message, inbox, outbox))

@@ -6,12 +6,21 @@
 Each worker has its own inbox, so a crash is tied to the one trial that worker held (unlike
 ``ProcessPoolExecutor``, where one dead worker breaks every pending future), and a replacement
 gets a fresh inbox, so answers meant for its dead predecessor cannot confuse it. The kill
-protocol (SIGTERM, SIGKILL after a grace period) and the words for exit codes live here.
+protocol (SIGTERM, SIGKILL after a grace period), ending what a dead worker's trials left
+running, and the words for exit codes live here.
+
+Workers do not run the user's script again: multiprocessing re-imports ``__main__`` in every
+spawn and forkserver child, so that objects defined there can be unpickled, which starts a
+second sweep in each worker when a script lacks ``if __name__ == "__main__":``. Objectives from
+``__main__`` travel by value instead (``callables``), so processes start with ``__main__`` left
+alone, unless ``import_main`` (objective_kwargs hold objects of classes defined there).
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
+import dataclasses
 import multiprocessing
 import multiprocessing.managers
 import os
@@ -21,15 +30,18 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+import types
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from .._procs import pid_alive
 from ..errors import BackendError
 from .backend import RESTART_BUDGET
 from .messages import FromBackend, Shutdown, ToWorker, WorkerLost, WorkerReady
+from .descendants import end_groups
+from .nested import worker_environment
+from .process import WorkerOptions, detach_from_terminal_signals, read_capped, start_orphan_watchdog, worker_main
 from .shared import Publication
-from .worker import WorkerOptions, detach_from_terminal_signals, read_capped, start_orphan_watchdog, worker_main
 
 #: How long ``close`` waits for workers to leave on their own before killing them.
 JOIN_TIMEOUT_S = 5.0
@@ -95,10 +107,20 @@ class LocalBackend:
         max_trials_per_worker: int | None = None,
         max_worker_memory_mb: int | None = None,
         scratch_dir: str | None = None,
+        objectives: Mapping[str, bytes] | None = None,
+        import_main: bool = False,
     ) -> None:
+        """``objectives``: objectives sent by value, name -> cloudpickle bytes, delivered to each
+        worker once, when it starts. ``import_main``: let workers import ``__main__`` as
+        multiprocessing does (only for objective_kwargs holding objects defined there)."""
         self.start_method = start_method or default_start_method()
-        self._preload = ["sweeper.workers.worker", *preload]
-        self._options = WorkerOptions(os.getpid(), max_trials_per_worker, max_worker_memory_mb)
+        self._preload = ["sweeper.workers.process", *preload]
+        for name, payload in (objectives or {}).items():
+            if not isinstance(payload, bytes):
+                raise TypeError(f"objective {name!r}: a process backend takes pickled bytes, got {type(payload).__name__}")
+        self._options = WorkerOptions(os.getpid(), max_trials_per_worker, max_worker_memory_mb,
+                                      dict(objectives or {}))
+        self._import_main = import_main
         self._ctx: Any = None
         self._manager: multiprocessing.managers.SyncManager | None = None
         self._outbox: Any = None
@@ -134,11 +156,14 @@ class LocalBackend:
 
     def start(self, n_workers: int) -> None:
         self._context()
+        # Each worker's share of the cores, for what its trials start (joblib's n_jobs=-1, BLAS).
+        self._options = dataclasses.replace(self._options, env=worker_environment(n_workers))
         try:
             # A fresh random key per sweep: whoever reaches the Manager's socket could make us
             # unpickle; it listens on an AF_UNIX path (Linux) and needs this key.
             self._manager = SweepManager(ctx=self._ctx, authkey=os.urandom(32))
-            self._manager.start(_manager_init, (os.getpid(),))
+            with self._main_left_alone():
+                self._manager.start(_manager_init, (os.getpid(),))
             self._outbox = self._manager.Outbox()  # type: ignore[attr-defined]
             if self._scratch_given is not None:
                 os.makedirs(self._scratch_given, exist_ok=True)
@@ -162,9 +187,29 @@ class LocalBackend:
             # start children of their own. close() and the orphan watchdog reap us instead.
             daemon=False,
         )
-        process.start()
+        with self._main_left_alone():
+            process.start()
         self._inboxes[worker_id] = inbox
         self._processes[worker_id] = process
+
+    @contextlib.contextmanager
+    def _main_left_alone(self) -> Iterator[None]:
+        """While a process starts: multiprocessing finds no ``__main__`` to re-import in it.
+
+        It decides from ``sys.modules["__main__"]`` when the process starts (its spec name or
+        ``__file__``; neither: "leave it alone entirely", as for an interactive session), so a
+        stand-in without either is put there for that moment. Nothing is changed in the
+        user's module itself; workers get objectives from ``__main__`` by value.
+        """
+        main = sys.modules.get("__main__")
+        if self._import_main or main is None or self.start_method == "fork":
+            yield
+            return
+        sys.modules["__main__"] = types.ModuleType("__main__", "stand-in while sweeper starts a worker")
+        try:
+            yield
+        finally:
+            sys.modules["__main__"] = main
 
     def _output_path(self, worker_id: int) -> str | None:
         return None if self._scratch is None else os.path.join(self._scratch, f"worker-{worker_id}.out")
@@ -218,6 +263,8 @@ class LocalBackend:
             dead[worker_id] = code
         if not dead:
             return
+        # What the dead workers' trials started (loky pools, subprocesses) goes with them.
+        end_groups([self._processes[worker_id].pid for worker_id in dead])
         try:  # a worker may have sent its result and then died (an atexit crash): that first
             self._received.extend(self._outbox.get_all(0))
         except queue.Empty:
@@ -291,6 +338,8 @@ class LocalBackend:
             process.join(JOIN_TIMEOUT_S)
             if process.is_alive():  # pragma: no cover - a kernel-stuck process
                 print(f"sweeper: worker pid {process.pid} did not exit (deadlock?)", file=sys.stderr)
+        # A worker that left on its own ended its trials' processes; a killed one could not.
+        end_groups([process.pid for process in processes if process.pid is not None])
         self._processes.clear()
         self._inboxes.clear()
         self._received.clear()

@@ -66,9 +66,9 @@ class Publication:
         not copied)."""
         shared: dict[str, Any] = {}
         for key, value in kwargs.items():
-            known = _SHARED_VIEWS.get(id(value))
-            if known is not None and known[0]() is value:
-                shared[key] = known[1]
+            handle = handle_of(value)
+            if handle is not None:
+                shared[key] = handle
             elif _is_large_array(value, min_bytes):
                 shared[key] = self.publish(value)
             elif isinstance(value, Mapping):
@@ -117,6 +117,13 @@ def share(array: Any = None, *, shape: Any = None, dtype: Any = None) -> Any:
     view.flags.writeable = array is None
     _SHARED_VIEWS[id(view)] = (weakref.ref(view), ref)
     return view
+
+
+def handle_of(value: Any) -> SharedArray | None:
+    """Where ``value`` lives when it is an array ``share`` returned (so it can travel as this
+    handle, not as its data), else None."""
+    known = _SHARED_VIEWS.get(id(value))
+    return known[1] if known is not None and known[0]() is value else None
 
 
 def attach(ref: SharedArray) -> Any:
