@@ -242,3 +242,138 @@ def uses_shared_array(trial, X=None, y=None):
     assert not X.flags.writeable
     trial.set_user_attr("shape", list(X.shape))
     return float(X[:, 0].sum() + y.sum())
+
+
+# --- workers: the backend contract, embedding, what trials start (tests/test_backend_contract.py,
+# --- tests/test_embedding_*.py, tests/test_workers_*.py) ---------------------------------------
+
+#: The variable test objectives give every process they start, to find them afterwards.
+MARKER_VARIABLE = "SWEEPER_TEST_MARKER"
+
+
+def hang(trial, sleep_s=30.0):
+    """Hangs (bounded, so an abandoned thread of the inline backend ends too)."""
+    time.sleep(sleep_s)
+    return 0.0
+
+
+def reports_then_dies(trial, steps=3):
+    """Sends ``steps`` reports, then its worker dies before the result."""
+    for step in range(steps):
+        trial.report(float(step), step)
+    sys.stdout.flush()
+    os._exit(7)
+
+
+class ExitOnLoad:
+    """Pickled, it makes whoever unpickles it exit at once: a worker that dies before it is ready."""
+
+    def __reduce__(self):
+        return (os._exit, (3,))
+
+
+def starts_processes(trial, marker="", n_jobs=2):
+    """What objectives start: a joblib/loky pool (cross_val_score with n_jobs), a plain
+    subprocess, a multiprocessing child; each carries ``MARKER_VARIABLE=marker``."""
+    import multiprocessing
+    import subprocess
+
+    from sklearn.datasets import load_iris
+    from sklearn.model_selection import cross_val_score
+    from sklearn.tree import DecisionTreeClassifier
+
+    os.environ[MARKER_VARIABLE] = marker  # inherited by everything started from here on
+    X, y = load_iris(return_X_y=True)
+    depth = trial.suggest_int("max_depth", 1, 4)
+    score = cross_val_score(DecisionTreeClassifier(max_depth=depth, random_state=0), X, y, cv=3, n_jobs=n_jobs).mean()
+    subprocess.Popen(["sleep", "600"])
+    child = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(600,))
+    child.start()
+    return float(score)
+
+
+def nested_share(trial):
+    """What ``n_jobs=-1`` means inside this worker, and how many loky processes it started."""
+    import joblib
+    import psutil
+    from sklearn.datasets import load_iris
+    from sklearn.model_selection import cross_val_score
+    from sklearn.tree import DecisionTreeClassifier
+
+    X, y = load_iris(return_X_y=True)
+    trial.suggest_int("max_depth", 1, 4)
+    cross_val_score(DecisionTreeClassifier(random_state=0), X, y, cv=4, n_jobs=-1)
+    loky = [p for p in psutil.Process().children(recursive=True)
+            if "popen_loky_posix" in " ".join(p.cmdline())]
+    trial.set_user_attr("loky_workers", len(loky))
+    trial.set_user_attr("env", {k: os.environ.get(k) for k in ("LOKY_MAX_CPU_COUNT", "OMP_NUM_THREADS")})
+    return float(joblib.effective_n_jobs(-1))
+
+
+def study_surface(trial):
+    """Reads what Optuna's trial offers beyond suggestions, and keeps it as user attrs."""
+    n = trial.suggest_int("n", 1, 1000, log=True)
+    x = trial.suggest_float("x", 0.0, 1.0, step=0.25)
+    study = trial.study
+    trial.set_user_attr("seen", {
+        "study_name": study.study_name,
+        "direction": study.direction.name,
+        "direction_is_optunas": study.direction == optuna.study.StudyDirection.MAXIMIZE,
+        "user_attrs": study.user_attrs,
+        "best_value": None if trial.number == 0 else study.best_value,
+        "datetime_start": trial.datetime_start.isoformat(),
+        "relative_params": trial.relative_params,
+    })
+    return n + x
+
+
+def lightgbm_pruned(trial, rounds=12):
+    """optuna-integration's LightGBM pruning callback, unchanged, in a sweeper objective."""
+    import lightgbm as lgb
+    from optuna_integration import LightGBMPruningCallback
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X_train, X_valid, y_train, y_valid = train_test_split(X, y, test_size=0.25, random_state=0)
+    params = {
+        "objective": "binary", "metric": "binary_logloss", "verbosity": -1, "num_threads": 1,
+        "num_leaves": trial.suggest_int("num_leaves", 2, 16),
+        "learning_rate": trial.suggest_float("learning_rate", 0.05, 0.3, log=True),
+    }
+    booster = lgb.train(
+        params, lgb.Dataset(X_train, label=y_train), num_boost_round=rounds,
+        valid_sets=[lgb.Dataset(X_valid, label=y_valid)],
+        callbacks=[LightGBMPruningCallback(trial, "binary_logloss")],
+    )
+    predicted = booster.predict(X_valid)
+    return float(((predicted > 0.5) != y_valid).mean())
+
+
+def array_sum(trial, X=None):
+    """The sum of an array that reached the worker through the backend's ``share``."""
+    return float(X.sum())
+
+
+def starts_sleep(trial):
+    """Starts ``sleep 600`` and returns its pid."""
+    import subprocess
+
+    return float(subprocess.Popen(["sleep", "600"]).pid)
+
+
+UNPICKLED = {"count": 0}
+
+
+class CountsUnpickling:
+    """A callable objective that counts how often it was unpickled in this process."""
+
+    def __init__(self):
+        self.state = "some"  # an empty state would skip __setstate__
+
+    def __setstate__(self, state):
+        UNPICKLED["count"] += 1
+        self.__dict__.update(state)
+
+    def __call__(self, trial):
+        return float(UNPICKLED["count"])

@@ -1,26 +1,22 @@
 """How the built-in objective's arguments come from a config: the estimator, its fixed params,
 the dataset (loaded once here and shared with the workers), the evaluation, and each trial's
-share of the cores for the estimator's own threads and jobs."""
+share of the cores for the estimator's own threads and jobs (``workers.nested.core_share``,
+the same share every worker's nested parallelism gets)."""
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from ..workers.nested import core_share, cores
 
 logger = logging.getLogger("sweeper")
 
 #: Where workers find the built-in objective.
 OBJECTIVE = "sweeper.objectives.sklearn:sklearn_objective"
 
-
-def cores() -> int:
-    """The cores this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - macOS/Windows
-        return max(1, os.cpu_count() or 1)
+__all__ = ["OBJECTIVE", "builtin_kwargs", "cores", "spec_dict"]
 
 
 def builtin_kwargs(cfg: Any, workers: int, share: Callable[..., dict[str, Any]]) -> dict[str, Any]:
@@ -42,12 +38,12 @@ def builtin_kwargs(cfg: Any, workers: int, share: Callable[..., dict[str, Any]])
         "cv": cfg.evaluation.cv, "holdout": cfg.evaluation.holdout, "scoring": cfg.evaluation.scoring,
         "shuffle": cfg.evaluation.shuffle, "partial_fit_epochs": cfg.evaluation.partial_fit_epochs,
     }
-    available = cores()
+    available, per_worker = cores(), core_share(workers)  # what a worker's own processes get too
     fixed = dict(cfg.model.params)
     inner = fixed.get("n_jobs")
     if isinstance(inner, int) and (inner < 0 or inner * workers > available):
         # workers x inner jobs must fit the cores; the sweep itself is the parallelism
-        fixed["n_jobs"] = max(1, available // workers)
+        fixed["n_jobs"] = per_worker
         logger.warning("model.params.n_jobs=%s with %d workers on %d cores would oversubscribe; using n_jobs=%d",
                        inner, workers, available, fixed["n_jobs"])
     return {
@@ -56,7 +52,7 @@ def builtin_kwargs(cfg: Any, workers: int, share: Callable[..., dict[str, Any]])
         "data": data,
         "evaluation": evaluation,
         "space": [spec_dict(p) for p in cfg.search_space],
-        "inner_threads": max(1, available // workers),
+        "inner_threads": per_worker,
         "seed": cfg.seed,
         "prune": cfg.pruner is not None and cfg.pruner.name != "none",
     }

@@ -8,6 +8,8 @@ Imports no optuna and no mlflow, so a worker stays cheap to start.
 
 from __future__ import annotations
 
+import datetime
+import enum
 import json
 import math
 import os
@@ -41,13 +43,80 @@ class _Channel(Protocol):
     def get(self, block: bool = ..., timeout: float | None = ...) -> Any: ...
 
 
+class StudyDirection(enum.IntEnum):
+    """``trial.study.direction`` while optuna is not loaded; equal to Optuna's own
+    ``StudyDirection`` members (same values), which are returned once it is."""
+
+    NOT_SET = 0
+    MINIMIZE = 1
+    MAXIMIZE = 2
+
+
+class StudyView:
+    """``trial.study`` inside a worker: read-only, the study as the coordinator knew it when it
+    sent the trial (its name, directions, the user's own attrs, the best value and params so
+    far). What Optuna's integration callbacks read (``direction``) works; a write is refused."""
+
+    def __init__(self, view: Mapping[str, Any]) -> None:
+        self._view = dict(view)
+
+    @property
+    def study_name(self) -> str:
+        return str(self._view.get("study_name", ""))
+
+    @property
+    def directions(self) -> list[Any]:
+        optuna_study = sys.modules.get("optuna.study")  # Optuna's enum when it is loaded
+        kind: Any = StudyDirection if optuna_study is None else optuna_study.StudyDirection
+        return [kind[str(name).upper()] for name in self._view.get("directions") or ["minimize"]]
+
+    @property
+    def direction(self) -> Any:
+        directions = self.directions
+        if len(directions) > 1:
+            raise RuntimeError("A single direction cannot be retrieved from a multi-objective study. "
+                               "Consider using trial.study.directions to retrieve a list containing all directions.")
+        return directions[0]
+
+    @property
+    def metric_names(self) -> list[str] | None:
+        return list(self._view["metric_names"]) if self._view.get("metric_names") else None
+
+    @property
+    def user_attrs(self) -> dict[str, Any]:
+        return dict(self._view.get("user_attrs") or {})
+
+    @property
+    def best_value(self) -> float:
+        if self._view.get("best_value") is None:
+            raise ValueError("no trial of this study had completed when this trial started")
+        return float(self._view["best_value"])
+
+    @property
+    def best_params(self) -> dict[str, Any]:
+        if self._view.get("best_value") is None:
+            raise ValueError("no trial of this study had completed when this trial started")
+        return dict(self._view.get("best_params") or {})
+
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(
+            f"trial.study.{name}: inside a sweeper worker trial.study is a read-only view (study_name, "
+            "direction, directions, metric_names, user_attrs, best_value, best_params); the study "
+            "itself lives in the coordinator: use the study sweeper.optimize returns, or callbacks="
+        )
+
+    def __repr__(self) -> str:
+        return f"<sweeper StudyView {self.study_name!r}>"
+
+
 class Trial:
     """The live handle of one trial, as seen by ``objective(trial)``.
 
-    Supports what objectives use from ``optuna.Trial``: ``suggest_float``, ``suggest_int``,
-    ``suggest_categorical``, ``report``, ``should_prune``, ``set_user_attr``, ``user_attrs``,
-    ``number``, ``params``, ``distributions``; plus ``log_metric(s)`` and ``log_artifact`` for
-    the trial's MLflow child run.
+    Supports what objectives use from ``optuna.Trial``: ``suggest_float`` (``step``, ``log``),
+    ``suggest_int`` (``step``, ``log``), ``suggest_categorical``, ``report``, ``should_prune``,
+    ``set_user_attr``, ``user_attrs``, ``number``, ``params``, ``distributions``,
+    ``datetime_start``, ``relative_params`` and a read-only ``study``; plus ``log_metric(s)``
+    and ``log_artifact`` for the trial's MLflow child run.
 
     Example:
         >>> def objective(trial):
@@ -66,7 +135,8 @@ class Trial:
         study: Mapping[str, Any] | None = None,
     ) -> None:
         self._number = number
-        self._study = dict(study or {})
+        self._study = StudyView(study or {})
+        self._datetime_start = datetime.datetime.now()
         self._presampled = dict(params)
         self._params: dict[str, Any] = {}
         self._distributions: dict[str, dict[str, Any]] = {}
@@ -86,6 +156,22 @@ class Trial:
     @property
     def params(self) -> dict[str, Any]:
         return dict(self._params)
+
+    @property
+    def study(self) -> StudyView:
+        """The study, read-only, as the coordinator knew it when this trial was sent."""
+        return self._study
+
+    @property
+    def datetime_start(self) -> datetime.datetime:
+        """When this trial started running in its worker (local time, as Optuna's)."""
+        return self._datetime_start
+
+    @property
+    def relative_params(self) -> dict[str, Any]:
+        """The params the coordinator's sampler chose before the trial started (a config's
+        declared search space); what the objective asks for itself is sampled on demand."""
+        return dict(self._presampled)
 
     @property
     def distributions(self) -> dict[str, Any]:
@@ -201,5 +287,8 @@ class Trial:
                 f"no answer from the coordinator within {REPLY_TIMEOUT_S:.0f}s"
             ) from None
         if not isinstance(reply, kind) or getattr(reply, "trial_number", None) != self._number:
-            raise SweeperError(f"protocol error: expected {kind.__name__}, got {reply!r}")
+            raise SweeperError(
+                f"protocol error: trial {self._number} expected {kind.__name__}, got {type(reply).__name__} "
+                f"for trial {getattr(reply, 'trial_number', None)}"
+            )
         return reply
