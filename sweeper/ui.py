@@ -1,7 +1,8 @@
 """``sweeper ui``: the MLflow UI on a sweep's tracking store, one command, stopped by Ctrl-C.
 
     sweeper ui NAME --> store URI (flag > the study's record > MLFLOW_TRACKING_URI > ./mlflow.db)
-                    --> `python -m mlflow server --host 127.0.0.1 --port N` in its own session
+                    --> `python -m mlflow server --host 127.0.0.1 --port N` in its own session,
+                        the store in its environment (MLFLOW_BACKEND_STORE_URI), never its argv
                     --> wait for /health --> print the experiment's URL --> wait
     Ctrl-C / SIGTERM --> SIGTERM to the server's process group, SIGKILL after a grace period
 
@@ -124,11 +125,18 @@ def guarded(command: list[str], grace_s: float = STOP_GRACE_S) -> list[str]:
     return [sys.executable, "-c", GUARD, str(os.getpid()), str(grace_s), *command]
 
 
-def server_command(uri: str, host: str, port: int) -> list[str]:
-    return [
-        sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
-        "--host", host, "--port", str(port), "--workers", "1",
-    ]
+def server_command(host: str, port: int) -> list[str]:
+    """``mlflow server`` for ``server_env``'s store. The store is not an argument: a process's
+    argv is readable by every user of the machine, and a store URI may hold a password."""
+    return [sys.executable, "-m", "mlflow", "server", "--host", host, "--port", str(port), "--workers", "1"]
+
+
+def server_env(uri: str) -> dict[str, str]:
+    """The environment ``server_command`` runs in: the store as ``MLFLOW_BACKEND_STORE_URI``
+    (``mlflow server`` reads ``--backend-store-uri`` from it), no background job runner (the UI
+    needs none; a tree of huey consumers is slow to start on 2 cores)."""
+    return {**os.environ, "MLFLOW_BACKEND_STORE_URI": uri, "MLFLOW_TRACKING_URI": uri,
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
 def serve(target: UiTarget, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
@@ -147,11 +155,9 @@ def serve(target: UiTarget, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT
     check_port(host, port)
     base = f"http://{_url_host(host)}:{port}"
     log = tempfile.NamedTemporaryFile(prefix="sweeper-ui-", suffix=".log", delete=False)  # noqa: SIM115
-    # The UI needs no background job runner (a tree of huey consumers: slow to start on 2 cores).
-    env = {**os.environ, "MLFLOW_TRACKING_URI": target.tracking_uri, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     process = subprocess.Popen(
-        guarded(server_command(target.tracking_uri, host, port)), stdin=subprocess.DEVNULL,
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env,
+        guarded(server_command(host, port)), stdin=subprocess.DEVNULL,
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=server_env(target.tracking_uri),
     )
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     clean = False
@@ -210,7 +216,7 @@ def _wait_until_up(process: subprocess.Popen[Any], base: str, timeout_s: float, 
             tail = log.read_text(errors="replace").strip().splitlines()[-5:]
             raise SweeperError(
                 f"the MLflow server exited at start with status {process.returncode}: "
-                + (" | ".join(tail) or "no output")
+                + redact_uri(" | ".join(tail) or "no output")
             )
         try:
             with urllib.request.urlopen(f"{base}/health", timeout=2) as response:

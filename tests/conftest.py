@@ -37,11 +37,11 @@ def sweeper_cache(tmp_path_factory: pytest.TempPathFactory):
         os.environ["SWEEPER_CACHE_DIR"] = before
 
 
-@pytest.fixture(params=["sqlalchemy", "direct"])
+@pytest.fixture(params=["client", "direct"])
 def writer(request, monkeypatch) -> str:
-    """Which MLflow writer a sweep on a SQLite store gets: MLflow's client (with SQLAlchemy's bulk
-    writer) or the direct sqlite3 one (``sweeper.tracking.sqlite_store``); CLI subprocesses inherit it."""
-    if request.param == "sqlalchemy":
+    """Which way a sweep on a SQLite store is written: MLflow's public client or the direct
+    sqlite3 path (``sweeper.tracking.sqlite_store``); CLI subprocesses inherit it."""
+    if request.param == "client":
         monkeypatch.setenv("SWEEPER_DIRECT_SQLITE", "0")
     else:
         monkeypatch.delenv("SWEEPER_DIRECT_SQLITE", raising=False)
@@ -108,3 +108,40 @@ def children_runs(client, parent_run_id: str):
         filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
         max_results=1000,
     )
+
+
+def start_mlflow_server(store_uri: str, port: int, cwd: Path, timeout_s: float = 90.0):
+    """A real ``mlflow server`` on loopback over ``store_uri`` (its artifacts under ``cwd``), up
+    and answering /health; stop it with ``sweeper.ui.stop``."""
+    import subprocess
+    import time
+    import urllib.request
+
+    from sweeper.ui import server_command, server_env, stop
+
+    process = subprocess.Popen(server_command("127.0.0.1", port), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True, env=server_env(store_uri),
+                               cwd=cwd)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
+                return process
+        except OSError:
+            if process.poll() is not None:
+                break
+            time.sleep(0.25)
+    stop(process)
+    raise AssertionError(f"mlflow server did not start within {timeout_s:.0f}s")
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
+    """One ``mlflow server`` (HTTP) for the session, on a SQLite store of its own: ``(uri, directory)``."""
+    from sweeper.ui import free_port, stop
+
+    directory = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port("127.0.0.1")
+    process = start_mlflow_server(f"sqlite:///{directory}/server.db", port, directory)
+    yield f"http://127.0.0.1:{port}", directory
+    stop(process)

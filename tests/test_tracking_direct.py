@@ -1,14 +1,12 @@
-"""The direct SQLite writer (``sweeper.tracking.sqlite_store``): a sweep it writes is the sweep MLflow's
-client writes, read back through MLflow; it never imports mlflow; and whatever it does not know
-goes to MLflow's client with nothing lost or doubled."""
+"""The direct sqlite3 path (``sweeper.tracking.sqlite_store``): only for the schema revisions it
+was verified on, never importing mlflow, and handing the rest of a sweep to MLflow's client --
+with nothing lost or written twice -- on any ``sqlite3.Error`` or anything it does not know.
+(What it writes is compared with MLflow's client in ``tests/test_store_contract.py``.)"""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import json
-import math
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -17,192 +15,167 @@ import time
 
 import pytest
 from conftest import ROOT, children_runs
+from test_store_contract import record, start, sweep_open
 
-from sweeper.tracking import template as _store_template
+from sweeper.tracking import sqlite_store, template as _template
 from sweeper.tracking.client_store import ClientStore
-from sweeper.tracking.sqlite_store import SqliteStore
-from sweeper.tracking.records import ChildRecord
-from sweeper.tracking.writer import Tracker
+from sweeper.tracking.frames import Close, TrialEnd
+from sweeper.tracking.sqlite_store import VERIFIED_REVISIONS, SqliteStore
+from sweeper.tracking.writer import Writer
 
 
-def write_sweep(uri: str, experiment: str, artifact_file: str, now: int) -> Tracker:
-    """A small sweep as the coordinator sends it: parent params, tags and sweep.yaml, trials
-    that start and end (one with output and a file artifact, one failed, one still running at
-    its first progress), progress updates and a tagged end."""
-    tracker = Tracker(uri, experiment, "sweep-a")
-    tracker.start({"n_trials": 4, "sampler": "TPESampler", "space": {"x": [0, 1]}},
-                  {"sweeper.version": "0.1.0", "sweeper.git_commit": "abc"}, {"sweep.yaml": "name: a\n"})
-    tracker.wait_ready()
-    for number in range(4):
-        tracker.child_started(number, now + number, {"sweeper.trial_number": str(number), "sweeper.state": "running",
-                                                     "sweeper.worker_pid": "42"})
-        if number == 1:  # written RUNNING before its end arrives
-            deadline = time.monotonic() + 30
-            while number not in tracker.run_ids and time.monotonic() < deadline:
-                time.sleep(0.01)
-        status = "FAILED" if number == 2 else "FINISHED"
-        record = ChildRecord(number, status, now + number, now + 100 + number,
-                             params={"x": number / 4, "kernel": "rbf", "C": 10 ** number},
-                             metrics=[("intermediate_value", 0.1 * number, 0, now + 50), ("intermediate_value", 0.2, 1, now + 60),
-                                      ("fold_score", float("nan"), 0, now + 70), ("cv_mean", float("inf"), 0, now + 70)]
-                             + ([] if status == "FAILED" else [("value", number * 1.5, 0, now + 100)]),
-                             tags={"sweeper.state": "fail" if status == "FAILED" else "complete", "sweeper.duration_s": "0.1"})
-        if number == 2:
-            record.texts["traceback.txt"] = "Traceback: boom\n"
-        if number == 3:
-            record.texts["output.txt"] = "hello from the trial\n"
-            record.files.append(("notes.txt", Path(artifact_file).read_bytes(), "extra"))
-        tracker.child_finished(record)
-        tracker.parent_progress({"best_value": number * 1.5, "trials_complete": float(number)},
-                                {"sweeper.best_trial": str(number)}, number + 1)
-    tracker.close("FINISHED", {"sweeper.trials_complete": "3"}, {3: {"sweeper.pareto": "true"}})
-    return tracker
+def empty_store_revision() -> str:
+    """The schema revision of the empty store the installed MLflow makes."""
+    with sqlite3.connect(_template.template()) as db:
+        return str(db.execute("SELECT version_num FROM alembic_version").fetchone()[0])
 
 
-def snapshot_sweep(client, tracker: Tracker, root: str) -> dict:
-    """All MLflow reads back of the sweep, run ids replaced by trial numbers, ``root`` by <dir>."""
-    from mlflow.artifacts import download_artifacts
-
-    ids = {tracker.parent_run_id: "parent", **{run_id: f"trial-{n}" for n, run_id in tracker.run_ids.items()}}
-
-    def clean(value):
-        text = json.dumps(value, sort_keys=True, default=str).replace(root, "<dir>")
-        for run_id, name in ids.items():
-            text = text.replace(run_id, name)
-        return json.loads(text)
-
-    def run_view(run_id: str) -> dict:
-        run = client.get_run(run_id)
-        info = run.info
-        history = {key: sorted((m.step, m.timestamp if run_id != tracker.parent_run_id else 0,  # the writer's clock
-                                "nan" if math.isnan(m.value) else m.value)
-                               for m in client.get_metric_history(run_id, key)) for key in run.data.metrics}
-        files = {}
-        for item in client.list_artifacts(run_id):
-            paths = [item] if not item.is_dir else client.list_artifacts(run_id, item.path)
-            for entry in paths:
-                local = download_artifacts(run_id=run_id, artifact_path=entry.path, tracking_uri=tracker.uri)
-                with open(local, encoding="utf-8") as handle:
-                    files[entry.path] = handle.read()
-        tags = dict(run.data.tags)
-        return {
-            "info": (info.status, info.lifecycle_stage, info.user_id, info.run_name,
-                     info.end_time is not None, info.artifact_uri.replace(run_id, "<id>")),
-            "params": run.data.params, "tags": tags,
-            "metrics": {k: "nan" if math.isnan(v) else v for k, v in run.data.metrics.items() if k != "best_value"},
-            "history": history, "files": files,
-        }
-
-    experiment = client.get_experiment(tracker.experiment_id)
-    children = children_runs(client, tracker.parent_run_id)
-    return clean({
-        "experiment": (experiment.lifecycle_stage, experiment.tags,
-                       experiment.artifact_location.replace(experiment.name, "<name>")),
-        "parent": run_view(tracker.parent_run_id),
-        "children": {ids[r.info.run_id]: run_view(r.info.run_id) for r in children},
-        "found": sorted(ids[r.info.run_id] for r in client.search_runs(
-            [tracker.experiment_id], "metrics.value > 1 and params.kernel = 'rbf'")),
-    })
+def test_the_installed_mlflow_is_a_verified_revision():
+    """A new MLflow release changes this: run tests/test_store_contract.py on it, then add its
+    revision to VERIFIED_REVISIONS (until then, sweeps use MLflow's client, and work)."""
+    assert empty_store_revision() in VERIFIED_REVISIONS
 
 
-@pytest.fixture
-def template():
-    return _store_template.template()
+def test_a_store_stamped_with_another_revision_goes_to_mlflows_client(tmp_path):
+    stamped = tmp_path / "other.db"
+    shutil.copyfile(_template.template(), stamped)
+    with sqlite3.connect(stamped) as db:
+        db.execute("UPDATE alembic_version SET version_num = 'f00dfeed1234'")
+    assert SqliteStore.open(f"sqlite:///{stamped}") is None
+    assert SqliteStore.open(f"sqlite:///{tmp_path}/new.db") is not None  # made from the template
+    os.environ["MLFLOW_ENABLE_WORKSPACES"] = "true"
+    try:
+        assert SqliteStore.open(f"sqlite:///{tmp_path}/new.db") is None
+    finally:
+        del os.environ["MLFLOW_ENABLE_WORKSPACES"]
 
 
-def test_a_sweep_written_directly_reads_back_as_the_one_mlflow_writes(tmp_path, monkeypatch, template):
+def drive(writer: Writer, numbers, now: int, *, clock: list[float]) -> None:
+    """Trials start, are written RUNNING, then end; one tick per trial (one batch each)."""
+    for number in numbers:
+        writer.take(start(number, now))
+        clock[0] += 1
+        writer.tick()
+        writer.take(TrialEnd(record(number, now, "FAILED" if number == 3 else "FINISHED")))
+        clock[0] += 1
+        writer.tick()
+
+
+def children_by_trial(uri: str, parent: str) -> dict[int, list]:
     from mlflow import MlflowClient
 
-    artifact = tmp_path / "notes.txt"
-    artifact.write_text("a file the objective logged\n")
-    views, now = {}, int(time.time() * 1000)
-    for way in ("mlflow", "direct"):
-        monkeypatch.setenv("SWEEPER_DIRECT_SQLITE", "0" if way == "mlflow" else "1")
-        (tmp_path / way).mkdir()
-        uri = "sqlite:///" + str(tmp_path / way / "mlflow.db")
-        tracker = write_sweep(uri, "exp", str(artifact), now)
-        assert isinstance(tracker._store, SqliteStore if way == "direct" else ClientStore)
-        assert tracker.failures == []
-        views[way] = snapshot_sweep(MlflowClient(uri), tracker, str(tmp_path / way))
-    assert views["direct"] == views["mlflow"]
-    direct = views["direct"]
-    assert sorted(direct["children"]) == ["trial-0", "trial-1", "trial-2", "trial-3"]
-    assert direct["children"]["trial-3"]["files"] == {"extra/notes.txt": "a file the objective logged\n",
-                                                      "output.txt": "hello from the trial\n"}
-    assert direct["parent"]["files"] == {"sweep.yaml": "name: a\n"}
-    assert direct["parent"]["tags"]["sweeper.best_run_id"] == "trial-3"
-    assert direct["found"] == ["trial-1", "trial-3"]
+    found: dict[int, list] = {}
+    for run in children_runs(MlflowClient(uri), parent):
+        found.setdefault(int(run.data.tags["sweeper.trial_number"]), []).append(run)
+    return found
 
 
-def test_the_writer_process_never_imports_mlflow_on_a_known_store(tmp_path, template):
+def test_an_mlflow_whose_revision_is_not_verified_runs_the_sweep_through_its_client(tmp_path, monkeypatch):
+    monkeypatch.setattr(sqlite_store, "VERIFIED_REVISIONS", {"0123456789ab": "some other MLflow"})
+    uri, clock = f"sqlite:///{tmp_path}/mlflow.db", [0.0]
+    writer = Writer(sweep_open(uri, True, "k", "e"), clock=lambda: clock[0], sleep=lambda s: None)
+    assert writer.open().error is None
+    assert isinstance(writer.store, ClientStore)
+    drive(writer, range(4), int(time.time() * 1000), clock=clock)
+    assert writer.close(Close("FINISHED", {}, {})).failures == ()
+    found = children_by_trial(uri, writer.parent_run_id)
+    assert sorted(found) == [0, 1, 2, 3] and all(len(runs) == 1 for runs in found.values())
+    assert [found[n][0].info.status for n in range(4)] == ["FINISHED", "FINISHED", "FINISHED", "FAILED"]
+
+
+@pytest.mark.parametrize("fail_at", [2, 5])  # a batch of starts, a batch of ends
+def test_a_sqlite_error_mid_sweep_hands_the_rest_to_the_client_with_nothing_lost_or_doubled(
+        tmp_path, monkeypatch, fail_at):
+    """The ``fail_at``-th batch's transaction runs its inserts, then the database fails: it
+    rolls back, and MLflow's client writes that batch and the rest of the sweep."""
+    calls = [-1000]  # armed once the store is open
+    original = SqliteStore._apply
+
+    def failing(db, rows, updates):
+        calls[0] += 1
+        original(db, rows, updates)
+        if calls[0] == fail_at:
+            raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(SqliteStore, "_apply", staticmethod(failing))
+    uri, clock = f"sqlite:///{tmp_path}/mlflow.db", [0.0]
+    writer = Writer(sweep_open(uri, True, "k", "e"), clock=lambda: clock[0], sleep=lambda s: None)
+    assert writer.open().error is None
+    assert isinstance(writer.store, SqliteStore)
+    calls[0] = 0  # the sweep's batches from here on
+    drive(writer, range(6), int(time.time() * 1000), clock=clock)
+    closed = writer.close(Close("FINISHED", {"sweeper.outcome": "finished"}, {}))
+    assert isinstance(writer.store, ClientStore) and closed.failures == ()
+    found = children_by_trial(uri, writer.parent_run_id)
+    assert sorted(found) == list(range(6))
+    assert all(len(runs) == 1 for runs in found.values()), {n: len(r) for n, r in found.items()}
+    assert {n: runs[0].info.status for n, runs in found.items()} == {
+        0: "FINISHED", 1: "FINISHED", 2: "FINISHED", 3: "FAILED", 4: "FINISHED", 5: "FINISHED"}
+    assert all(runs[0].data.params["kernel"] == "rbf" and "duration_s" in runs[0].data.metrics
+               for runs in found.values())
+    with sqlite3.connect(tmp_path / "mlflow.db") as db:  # nothing half-written: one run per trial and the parent
+        assert db.execute("SELECT count(*) FROM runs WHERE lifecycle_stage = 'active'").fetchone()[0] == 7
+
+
+def test_what_the_direct_path_does_not_know_mlflow_decides_with_nothing_lost_or_doubled(tmp_path):
+    """A metric name outside MLflow's rule: the direct path writes none of its batch and hands
+    the store to MLflow's client, whose verdict stands (refused, reported, spooled); every other
+    trial is one child run."""
+    uri, clock = f"sqlite:///{tmp_path}/mlflow.db", [0.0]
+    spec = sweep_open(uri, True, "k", "e")
+    spec = type(spec)(**{**{f: getattr(spec, f) for f in spec.__dataclass_fields__},
+                         "spool_path": str(tmp_path / "spool.jsonl")})
+    writer = Writer(spec, clock=lambda: clock[0], sleep=lambda s: None)
+    assert writer.open().error is None
+    now = int(time.time() * 1000)
+    for number in range(4):
+        bad = record(number, now)
+        if number == 2:
+            bad.metrics.append(("bad name!", 1.0, 0, now))
+        writer.take(start(number, now))
+        writer.take(TrialEnd(bad))
+        clock[0] += 1
+        writer.tick()
+    closed = writer.close(Close("FINISHED", {}, {}))
+    assert isinstance(writer.store, ClientStore)
+    assert len(closed.failures) == 1 and closed.failures[0].startswith("record trial 2: ")
+    assert "Invalid value \"bad name!\"" in closed.failures[0]  # MLflow's own words, whole
+    found = children_by_trial(uri, writer.parent_run_id)
+    assert all(len(runs) == 1 for runs in found.values()) and sorted(found) == [0, 1, 2, 3]
+    assert found[2][0].info.status == "RUNNING"  # its record is in the spool; the rerun writes it
+    assert "record trial 2" in (tmp_path / "spool.jsonl").read_text()
+
+
+def test_the_writer_never_imports_mlflow_on_a_verified_store(tmp_path):
     code = textwrap.dedent(f"""
         import sys, time
-        from sweeper.tracking.records import ChildRecord
-        from sweeper.tracking.writer import Tracker
-        tracker = Tracker("sqlite:///{tmp_path}/mlflow.db", "e", "s")
-        tracker.start({{"a": 1}}, {{}}, {{"sweep.yaml": "x: 1"}})
-        tracker.wait_ready()
+        sys.path.insert(0, {str(ROOT / 'tests')!r})
+        from test_store_contract import record, start, sweep_open
+        from sweeper.tracking.frames import Close, TrialEnd
+        from sweeper.tracking.writer import Writer
+        writer = Writer(sweep_open("sqlite:///{tmp_path}/mlflow.db", True, "k", "e"))
+        assert writer.open().error is None
         now = int(time.time() * 1000)
-        tracker.child_started(0, now, {{"sweeper.trial_number": "0"}})
-        tracker.child_finished(ChildRecord(0, "FINISHED", now, now + 1, {{"x": 1}}, [("value", 1.0, 0, now)],
-                                           texts={{"output.txt": "hi"}}))
-        tracker.close("FINISHED")
-        assert tracker.failures == [], tracker.failures
-        print(sorted({{m.split(".")[0] for m in sys.modules}} & {{"mlflow", "sqlalchemy", "alembic"}}))
+        writer.take(start(0, now)); writer.take(TrialEnd(record(0, now)))
+        assert writer.close(Close("FINISHED", {{}}, {{}})).failures == ()
+        print(type(writer.store).__name__, sorted({{m.split(".")[0] for m in sys.modules}} & {{"mlflow", "sqlalchemy", "alembic"}}))
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
-    with sqlite3.connect(tmp_path / "mlflow.db") as db:
-        assert db.execute("SELECT count(*) FROM runs").fetchone()[0] == 2
+    assert out.stdout.strip() == "SqliteStore []"
 
 
-def test_a_store_at_another_schema_revision_or_without_a_template_goes_to_mlflow(tmp_path, monkeypatch, template):
-    import shutil
-
-    old = tmp_path / "old.db"
-    shutil.copyfile(template, old)
-    with sqlite3.connect(old) as db:
-        db.execute("UPDATE alembic_version SET version_num = 'somewhere_else'")
-    assert SqliteStore.open(f"sqlite:///{old}") is None
-    assert SqliteStore.open(f"sqlite:///{tmp_path}/new.db") is not None  # made from the template
-    monkeypatch.setenv("SWEEPER_CACHE_DIR", str(tmp_path / "empty-cache"))
-    assert SqliteStore.open(f"sqlite:///{tmp_path}/other.db") is None
-    assert not (tmp_path / "other.db").exists()
-    monkeypatch.setenv("MLFLOW_ENABLE_WORKSPACES", "true")
-    assert SqliteStore.open(f"sqlite:///{tmp_path}/new.db") is None
-
-
-def test_what_the_direct_writer_refuses_mlflow_decides_with_nothing_lost_or_doubled(tmp_path, template):
-    """A metric name outside MLflow's rule, a bool as a metric value: the direct writer writes
-    neither and hands the store to MLflow's client, whose verdict stands (the name refused and
-    reported, the bool logged as 1.0); every trial is one child run."""
+def test_stores_sweeper_makes_are_wal_and_a_store_mlflow_made_keeps_its_journal_mode(tmp_path):
     from mlflow import MlflowClient
 
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    tracker = Tracker(uri, "e", "s")
-    tracker.start({}, {}, {})
-    tracker.wait_ready()
-    assert isinstance(tracker._store, SqliteStore)
-    now = int(time.time() * 1000)
-    for number in range(6):
-        tracker.child_started(number, now, {"sweeper.trial_number": str(number)})
-        metrics = [("value", float(number), 0, now)]
-        if number == 2:
-            metrics.append(("bad name!", 1.0, 0, now))
-        if number == 3:
-            metrics.append(("value", True, 1, now))
-        tracker.child_finished(ChildRecord(number, "FINISHED", now, now + 1, {"x": number}, metrics))
-        time.sleep(0.1)
-    tracker.close("FINISHED")
-    assert isinstance(tracker._store, ClientStore)  # handed over at trial 2
-    client = MlflowClient(uri)
-    children = children_runs(client, tracker.parent_run_id)
-    numbers = sorted(int(r.data.tags["sweeper.trial_number"]) for r in children)
-    assert numbers == list(range(6))  # each trial once, the refused ones included
-    refused = [f for f in tracker.failures if "record trial" in f]
-    assert len(refused) == 1 and "record trial 2: Invalid value \"bad name!\"" in refused[0]  # MLflow's words
-    assert client.get_run(tracker.run_ids[3]).data.metrics == {"value": 1.0}  # True at step 1, as MLflow logs it
-    assert all(client.get_run(tracker.run_ids[n]).data.metrics == {"value": float(n)} for n in (0, 1, 4, 5))
-
+    MlflowClient(f"sqlite:///{tmp_path}/theirs.db").search_experiments()  # MLflow's own store
+    for name in ("theirs", "ours"):
+        writer = Writer(sweep_open(f"sqlite:///{tmp_path}/{name}.db", True, "k", "e"))
+        assert writer.open().error is None and isinstance(writer.store, SqliteStore)
+        writer.close(Close("FINISHED", {}, {}))
+    modes = {}
+    for name in ("theirs", "ours"):
+        with sqlite3.connect(tmp_path / f"{name}.db") as db:
+            modes[name] = db.execute("PRAGMA journal_mode").fetchone()[0]
+    assert modes == {"theirs": "delete", "ours": "wal"}

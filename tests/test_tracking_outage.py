@@ -16,7 +16,7 @@ import pytest
 from conftest import children_runs
 
 import sweeper
-from sweeper.ui import free_port, server_command, stop
+from sweeper.ui import free_port, server_command, server_env, stop
 from sweeper.api import run_config
 
 pytestmark = pytest.mark.timeout(180)
@@ -24,10 +24,9 @@ COMPLETE = optuna.trial.TrialState.COMPLETE
 
 
 def start_server(store: str, port: int) -> subprocess.Popen:
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     process = subprocess.Popen(
-        server_command(store, "127.0.0.1", port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True, env=env,
+        server_command("127.0.0.1", port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True, env=server_env(store),
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -1,355 +1,261 @@
-"""The MLflow writer in a process of its own, so its work never competes with scheduling.
+"""The MLflow writer's process, and the coordinator's end of its pipes. No threads on either side.
 
-    coordinator                                   writer process (sweeper.tracking.process.main)
-    ProcessTracker --stdin: framed pickles-->     Tracker (the writer thread of _tracking)
-                   <--stdout: ready/run ids/closed--
+    coordinator (WriterProcess)                        writer process (main)
+      send(frame): bytes queued, written as the  --stdin-->  select, read, Writer.take
+        pipe takes them (never blocks)                        Writer.tick when due
+      pump(): reads replies without blocking    <--fd 1--    Opened / Written / Closed
 
-Why a process: importing mlflow and SQLAlchemy's per-run work hold the GIL for seconds, and a
-writer thread made the coordinator answer its workers late (500 trivial trials: 5.2 s of
-scheduling with the thread against 1.7 s without tracking). Here the coordinator only pickles a
-small record per trial. It is started with ``subprocess`` rather than ``multiprocessing``:
-spawn and forkserver both re-import the caller's ``__main__`` script, which the writer has no
-use for and which may be slow or unguarded.
+Why a process: importing mlflow and writing runs hold the GIL for seconds, which would make
+the coordinator answer its workers late. Why ``subprocess``: spawn and forkserver re-import the
+caller's ``__main__``, which the writer has no use for. The coordinator's side is non-blocking
+file descriptors pumped from the coordinator's own loop (``Recorder.check`` runs every pass),
+so it keeps no sender or receiver thread; at close it waits on both pipes with ``select``, so
+neither side can block the other.
 
-The child needs nothing but its pipes: stdin's end (the coordinator died) flushes what arrived
-and leaves the parent run RUNNING for a resume. It runs in its own session, so Ctrl-C in the
-terminal reaches only the coordinator, which then closes the writer in order.
+The writer needs nothing but its pipes: stdin's end (the coordinator died) writes what arrived
+and leaves the parent run RUNNING for the rerun. It runs in its own session (Ctrl-C reaches
+only the coordinator). Its stdout and stderr go to an unnamed temporary file (nothing is left
+after a SIGKILL), credentials masked; MLflow's per-run "View run" lines are switched off.
 """
 
 from __future__ import annotations
 
-import collections
+import io
 import os
-import pickle
-import queue
+import select
 import signal
-import struct
 import subprocess
 import sys
-import threading
+import tempfile
 import time
-from collections.abc import Mapping
 from typing import IO, Any
 
 from .._redact import redact_uri
-from .records import ChildRecord
-from .writer import Tracker, spool
-from ..errors import TrackingError
+from .frames import Close, FrameReader, Open, encode
 
-_HEADER = struct.Struct(">I")
-#: The writer opens the store (import mlflow, migrations) within this, or the sweep goes on without it.
-READY_TIMEOUT_S = 120.0
-
-
-def write_frame(stream: IO[bytes], message: Any) -> None:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(_HEADER.pack(len(data)) + data)
-    stream.flush()
+#: Environment of the writer process (and of trials that log to their own run): MLflow prints a
+#: "View run <url>" line per run on HTTP stores (credentials included), and fetches the run to
+#: do it.
+QUIET_MLFLOW = {"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true", "MLFLOW_LOGGING_LEVEL": "WARNING"}
+_READ = 1 << 16
 
 
-def read_frame(stream: IO[bytes]) -> Any:
-    """The next message, or None at the end of the stream."""
-    header = _read_exactly(stream, _HEADER.size)
-    if header is None:
-        return None
-    body = _read_exactly(stream, _HEADER.unpack(header)[0])
-    return None if body is None else pickle.loads(body)  # noqa: S301 - our own child's pipe
+class WriterProcess:
+    """The coordinator's handle on the writer process: frames out, replies in, never blocking
+    except in ``wait``."""
 
-
-def _read_exactly(stream: IO[bytes], size: int) -> bytes | None:
-    chunks, left = [], size
-    while left:
-        chunk = stream.read(left)
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
-
-
-class ProcessTracker:
-    """``Tracker``'s interface for the coordinator, with the writing done in a child process.
-    Every call returns at once: a sender thread feeds the pipe, a receiver thread reads run ids."""
-
-    def __init__(
-        self,
-        uri: str,
-        experiment: str,
-        run_name: str,
-        *,
-        parent_run_id: str | None = None,
-        spool_path: str | None = None,
-        reconcile: Mapping[int, ChildRecord] | None = None,
-        start_ms: int | None = None,
-    ) -> None:
-        self.uri = uri
-        self.parent_run_id = parent_run_id
-        self.experiment_id: str | None = None
-        self.run_ids: dict[int, str] = {}
-        self.failures: list[str] = []
-        self._spool_path = spool_path
-        self._init = {
-            "uri": uri, "experiment": experiment, "run_name": run_name, "parent_run_id": parent_run_id,
-            "spool_path": spool_path, "reconcile": dict(reconcile or {}), "start_ms": start_ms,
-        }
-        self._outbox: queue.Queue[Any] = queue.Queue()
-        self._ready = threading.Event()
-        self._closed = threading.Event()
-        self._start_error: str | None = None
-        self._gone = False  # the child exited before it was closed
+    def __init__(self) -> None:
         self._proc: subprocess.Popen[bytes] | None = None
-        self._threads: list[threading.Thread] = []
+        self._out = bytearray()
+        self._reader = FrameReader()
+        self._log: IO[bytes] | None = None
+        self.exit_code: int | None = None
 
     @property
     def pid(self) -> int | None:
-        """The writer process (``pids.json`` lists it as ``mlflow_writer``)."""
         return None if self._proc is None else self._proc.pid
 
-    # --- the Tracker interface --------------------------------------------------------------------
+    @property
+    def gone(self) -> bool:
+        """The process is not there (never started, exited or killed)."""
+        return self._proc is None or self.exit_code is not None
 
-    def start(self, params: Mapping[str, Any], tags: Mapping[str, str], texts: Mapping[str, str]) -> None:
-        package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        env = dict(os.environ)
+    @property
+    def started(self) -> bool:
+        return self._proc is not None
+
+    def start(self, first: Open) -> None:
+        package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env = {**os.environ, **QUIET_MLFLOW}
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
+        self._log = tempfile.TemporaryFile(prefix="sweeper-writer-")  # noqa: SIM115 - closed in _ended
         self._proc = subprocess.Popen(
             [sys.executable, "-c", "from sweeper.tracking.process import main; raise SystemExit(main())"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, start_new_session=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, env=env, start_new_session=True,
         )
-        self._outbox.put(("init", {**self._init, "params": dict(params), "tags": dict(tags), "texts": dict(texts)}))
-        for target, name in ((self._send, "sweeper-mlflow-send"), (self._receive, "sweeper-mlflow-receive")):
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        os.set_blocking(self._proc.stdin.fileno(), False)
+        os.set_blocking(self._proc.stdout.fileno(), False)
+        self.send(first)
 
-    def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> str:
-        if not self._ready.wait(timeout_s):
-            raise TrackingError(f"MLflow store {redact_uri(self.uri)} did not answer in {timeout_s:.0f}s")
-        if self._start_error is not None:
-            raise TrackingError(f"could not open MLflow store {redact_uri(self.uri)}: {self._start_error}")
-        assert self.parent_run_id is not None
-        return self.parent_run_id
+    def send(self, frame: Any) -> None:
+        if not self.gone:
+            self._out += encode(frame)
+            self.pump()
 
     @property
-    def ready(self) -> bool:
-        return self._ready.is_set() and self._start_error is None
+    def backlog_bytes(self) -> int:
+        return len(self._out)
 
-    @property
-    def failed(self) -> bool:
-        return self._ready.is_set() and self._start_error is not None
+    def pump(self, timeout_s: float = 0.0) -> list[Any]:
+        """Write what the pipe takes, read what arrived; with ``timeout_s``, wait up to that long
+        for something to arrive. The frames that came back."""
+        if self._proc is None or self.exit_code is not None:
+            return []
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        if self._proc.stdin.closed:
+            return []
+        stdin, stdout = self._proc.stdin.fileno(), self._proc.stdout.fileno()
+        frames: list[Any] = []
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self._write_some(stdin)
+            frames += self._read_all(stdout)
+            if self.exit_code is not None or frames or time.monotonic() >= deadline:
+                return frames
+            writable = [stdin] if self._out else []
+            select.select([stdout], writable, [], max(0.0, deadline - time.monotonic()))
 
-    def raise_if_failed(self) -> None:
-        if self.failed:
-            self.wait_ready(0)
-
-    @property
-    def start_error(self) -> str | None:
-        return self._start_error
-
-    def child_started(self, number: int, start_ms: int, tags: Mapping[str, str]) -> None:
-        self._outbox.put(("child_start", (number, start_ms, dict(tags))))
-
-    def child_finished(self, record: ChildRecord) -> None:
-        if self._gone:
-            spool(self._spool_path, f"record trial {record.number}", record)
-            return
-        self._outbox.put(("child_end", record))
-
-    def parent_progress(self, metrics: Mapping[str, float], tags: Mapping[str, str], step: int) -> None:
-        self._outbox.put(("progress", (dict(metrics), dict(tags), step)))
-
-    def close(
-        self,
-        status: str,
-        tags: Mapping[str, str] | None = None,
-        child_tags: Mapping[int, Mapping[str, str]] | None = None,
-        timeout_s: float = 600.0,
-    ) -> None:
-        """Flush every pending write and end the parent run (see ``Tracker.close``)."""
-        if self._proc is None:
-            return
-        self._outbox.put(("close", (status, dict(tags or {}), {k: dict(v) for k, v in (child_tags or {}).items()},
-                                    timeout_s)))
-        self._outbox.put(None)
-        if not self._closed.wait(timeout_s + 5.0) and not self._gone:
-            self.failures.append(f"MLflow writer still busy after {timeout_s:.0f}s; some runs may be missing")
-        try:
-            self._proc.wait(5.0)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
-        for thread in self._threads:
-            thread.join(5.0)
-        self._proc = None
-
-    def abandon(self) -> None:
-        """Stop the writer process now: nothing more comes, the parent run stays as it is."""
-        if self._proc is None:
-            return
-        self._outbox.put(None)
-        try:
-            self._proc.wait(10.0)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
-        for thread in self._threads:
-            thread.join(5.0)
-        self._proc = None
-
-    # --- pipes ------------------------------------------------------------------------------------
-
-    def _send(self) -> None:
-        """Everything queued goes in one frame (a list of messages): one pickle and one write
-        however many trials ended meanwhile, and only the latest parent progress of them --
-        this thread shares the coordinator's GIL."""
-        assert self._proc is not None and self._proc.stdin is not None
-        stdin = self._proc.stdin
-        done = False
-        while not done:
-            batch = [self._outbox.get()]
-            while True:
-                try:
-                    batch.append(self._outbox.get_nowait())
-                except queue.Empty:
-                    break
-            if None in batch:
-                done, batch = True, batch[: batch.index(None)]
-            batch = _latest_progress_only(batch)
-            if not batch:
-                continue
+    def _write_some(self, fd: int) -> None:
+        while self._out:
             try:
-                write_frame(stdin, batch)
-            except (BrokenPipeError, OSError):  # the child is gone: keep what it will never write
-                for message in batch:
-                    self._spool_unsent(message)
-        try:
-            stdin.close()
-        except OSError:
-            pass
+                written = os.write(fd, self._out[:_READ])
+            except BlockingIOError:
+                return
+            except OSError:  # the process is gone; its exit shows on the reading side
+                self._out.clear()
+                return
+            del self._out[:written]
 
-    def _spool_unsent(self, message: Any) -> None:
-        kind, payload = message
-        if kind == "child_end":
-            spool(self._spool_path, f"record trial {payload.number}", payload)
-
-    def _receive(self) -> None:
-        assert self._proc is not None and self._proc.stdout is not None
-        stdout = self._proc.stdout
+    def _read_all(self, fd: int) -> list[Any]:
+        frames: list[Any] = []
         while True:
             try:
-                message = read_frame(stdout)
-            except (OSError, EOFError, pickle.UnpicklingError):
-                message = None
-            if message is None:
-                break
-            kind, payload = message
-            if kind == "run_ids":
-                self.run_ids.update(payload)
-            elif kind == "ready":
-                self.parent_run_id, self.experiment_id, self._start_error = payload
-                self._ready.set()
-            elif kind == "closed":
-                failures, run_ids = payload
-                self.failures.extend(failures)
-                self.run_ids.update(run_ids)
-                self._closed.set()
-        if not self._closed.is_set():
-            code = self._proc.wait()
-            self._gone = True
-            what = f"MLflow writer process exited (code {code})"
-            if not self._ready.is_set():
-                self._start_error = f"{what} before opening the store"
-                self._ready.set()
-            self.failures.append(f"{what}; the trials it had not written are in the spool file")
-            self._closed.set()
+                data = os.read(fd, _READ)
+            except BlockingIOError:
+                return frames
+            if not data:
+                self._ended()
+                return frames
+            frames += self._reader.feed(data)
 
+    def _ended(self) -> None:
+        assert self._proc is not None
+        try:
+            self.exit_code = self._proc.wait(10.0)
+        except subprocess.TimeoutExpired:  # its reply pipe closed but it lingers: it is done
+            self._proc.kill()
+            self.exit_code = self._proc.wait()
+        self._out.clear()
 
-class _RunIdReplies:
-    """Run ids go back to the coordinator a burst at a time (a bulk write makes dozens at once):
-    each reply wakes the coordinator's receiver thread, which shares its GIL. ``GATHER_S`` is
-    the most a run id waits; ``close``'s reply carries every id anyway."""
+    def wait(self, timeout_s: float) -> list[Any]:
+        """Pump until the process exits or ``timeout_s`` passed (then it is killed)."""
+        frames: list[Any] = []
+        deadline = time.monotonic() + timeout_s
+        while not self.gone and time.monotonic() < deadline:
+            frames += self.pump(min(1.0, max(0.0, deadline - time.monotonic())))
+        if not self.gone:
+            self.kill()
+        return frames
 
-    GATHER_S = 0.02
+    def kill(self) -> None:
+        if self._proc is not None and self.exit_code is None:
+            self._proc.kill()
+            self.exit_code = self._proc.wait()
 
-    def __init__(self, reply: Any) -> None:
-        self._reply = reply
-        self._pending: dict[int, str] = {}
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        threading.Thread(target=self._flush_forever, name="sweeper-run-id-replies", daemon=True).start()
+    def log_tail(self, lines: int = 5) -> str:
+        """The last lines the process printed (credentials masked)."""
+        if self._log is None:
+            return ""
+        try:
+            self._log.seek(0)
+            text = self._log.read().decode("utf-8", "replace")
+        except (OSError, ValueError):
+            return ""
+        return redact_uri(" | ".join(line.strip() for line in text.strip().splitlines()[-lines:]))
 
-    def add(self, number: int, run_id: str) -> None:
-        with self._lock:
-            self._pending[number] = run_id
-        self._wake.set()
-
-    def _flush_forever(self) -> None:
-        while True:
-            self._wake.wait()
-            time.sleep(self.GATHER_S)
-            self._wake.clear()
-            with self._lock:
-                batch, self._pending = self._pending, {}
-            if batch:
-                self._reply(("run_ids", batch))
-
-
-def _latest_progress_only(batch: list[Any]) -> list[Any]:
-    """``batch`` with every parent-progress update but its last one left out (each replaces the
-    one before; the writer coalesces them too)."""
-    last = max((i for i, (kind, _) in enumerate(batch) if kind == "progress"), default=None)
-    return [m for i, m in enumerate(batch) if m[0] != "progress" or i == last]
+    def close(self, timeout_s: float = 10.0) -> None:
+        """No more frames: the writer writes what it has and exits (a parent run not closed stays
+        RUNNING); wait up to ``timeout_s`` for that, else kill it. Then release pipes and log."""
+        if self._proc is None:
+            return
+        if self._proc.stdin is not None and not self._proc.stdin.closed:
+            self._write_some(self._proc.stdin.fileno())  # what the pipe takes now; the rest is dropped
+            self._out.clear()
+            try:
+                self._proc.stdin.close()
+            except OSError:
+                pass
+        deadline = time.monotonic() + timeout_s
+        while self.exit_code is None and time.monotonic() < deadline:
+            assert self._proc.stdout is not None
+            select.select([self._proc.stdout.fileno()], [], [], max(0.0, deadline - time.monotonic()))
+            self._read_all(self._proc.stdout.fileno())
+        self.kill()
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
 
 # --- the child --------------------------------------------------------------------------------------
 
 
+class _Masked(io.TextIOBase):
+    """A text stream that masks credentials in what is written to it."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def write(self, text: str) -> int:
+        self._inner.write(redact_uri(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self._inner.flush()
+
+
 def main() -> int:
-    replies = os.fdopen(os.dup(1), "wb")  # fd 1 carries replies only; prints go to stderr
+    from .writer import Writer
+
+    replies = os.dup(1)  # fd 1 carries replies only; prints go to stderr
     os.dup2(2, 1)
+    sys.stdout = _Masked(sys.stdout)
+    sys.stderr = _Masked(sys.stderr)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator decides when to stop
-    incoming = sys.stdin.buffer
-    first = read_frame(incoming)
-    if not first:
-        return 0
-    (_, init), pending = first[0], collections.deque(first[1:])
-    reply_lock = threading.Lock()
+    reader = FrameReader()
+    coordinator_alive = True
 
-    def reply(message: Any) -> None:
-        with reply_lock:
-            try:
-                write_frame(replies, message)
-            except OSError:
-                pass  # the coordinator is gone; the writes themselves still land
+    def reply(frame: Any) -> None:
+        nonlocal coordinator_alive
+        if frame is None or not coordinator_alive:
+            return
+        data = encode(frame)
+        try:
+            while data:
+                data = data[os.write(replies, data):]
+        except OSError:
+            coordinator_alive = False  # it died; the writes themselves still land
 
-    tracker = Tracker(
-        init["uri"], init["experiment"], init["run_name"], parent_run_id=init["parent_run_id"],
-        spool_path=init["spool_path"], reconcile=init["reconcile"], start_ms=init["start_ms"],
-    )
-    tracker.on_run_id = _RunIdReplies(reply).add
-    tracker.start(init["params"], init["tags"], init["texts"])
-    try:
-        tracker.wait_ready(READY_TIMEOUT_S)
-    except TrackingError:
-        pass
-    reply(("ready", (tracker.parent_run_id, tracker.experiment_id, tracker.start_error)))
-    while True:
-        if not pending:
-            frame = read_frame(incoming)
-            if frame is None:  # the coordinator died: write what arrived, leave the parent RUNNING
-                tracker.close("", end_parent=False)
-                return 0
-            pending.extend(frame)
-            continue
-        kind, payload = pending.popleft()
-        if kind == "child_start":
-            tracker.child_started(*payload)
-        elif kind == "child_end":
-            tracker.child_finished(payload)
-        elif kind == "progress":
-            tracker.parent_progress(*payload)
-        elif kind == "close":
-            status, tags, child_tags, timeout_s = payload
-            tracker.close(status, tags, child_tags, timeout_s)
-            reply(("closed", (list(tracker.failures), dict(tracker.run_ids))))
+    frames: list[Any] = []
+    while not frames:
+        data = os.read(0, _READ)
+        if not data:
             return 0
-
+        frames = reader.feed(data)
+    first = frames.pop(0)
+    if not isinstance(first, Open):
+        return 2
+    writer = Writer(first)
+    opened = writer.open()
+    writer.reply()
+    reply(opened)
+    if opened.error is not None:
+        return 0
+    while True:
+        for frame in frames:
+            if isinstance(frame, Close):
+                reply(writer.reply())
+                reply(writer.close(frame))
+                return 0
+            writer.take(frame)
+        frames = []
+        ready, _, _ = select.select([0], [], [], writer.due_s())
+        if ready:
+            data = os.read(0, _READ)
+            if not data:  # the coordinator is gone: write what arrived, leave the parent RUNNING
+                writer.close(None)
+                return 0
+            frames = reader.feed(data)
+        reply(writer.tick())

@@ -10,8 +10,9 @@ cache and each later one is a copy of it, with that row set the way MLflow sets 
 The cache: ``$SWEEPER_CACHE_DIR``, else ``$XDG_CACHE_HOME/sweeper``, else ``~/.cache/sweeper``;
 one file per MLflow version. ``SWEEPER_STORE_TEMPLATE=0`` turns this off. Any failure leaves
 things as they were without it: MLflow creates the store. Copying needs no mlflow import; making
-the template the first time does. The template's schema revision is also what
-``_mlflow_sqlite`` requires of a store before it writes one without MLflow.
+the template (``ensure_template``, on MLflow's client path) does. The template is switched to
+WAL journaling, so the stores sweeper makes are WAL stores (MLflow and ``mlflow ui`` read them
+as usual); a store sweeper did not make keeps its journal mode.
 """
 
 from __future__ import annotations
@@ -39,7 +40,10 @@ def seed_store(path: str) -> bool:
         return False
     staged = f"{path}.sweeper-{os.getpid()}.tmp"
     try:
-        shutil.copyfile(template(), staged)
+        source = _template_path()
+        if not source.exists():
+            return False  # MLflow makes this store (and, on its client path, the template)
+        shutil.copyfile(source, staged)
         _adopt(staged)
         os.link(staged, path)  # fails if ``path`` exists by now
         return True
@@ -56,22 +60,19 @@ def _template_path() -> Path:
     return cache_dir() / f"mlflow-{version('mlflow')}-empty.db"
 
 
-def known_revision() -> str | None:
-    """The schema revision (alembic) of the installed MLflow's empty store, read from the
-    template; None if there is no template yet or it cannot be read."""
-    try:
-        path = _template_path()
-        if not path.exists():
-            return None
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
-            rows = db.execute("SELECT version_num FROM alembic_version").fetchall()
-    except Exception:  # noqa: BLE001 - no known revision: MLflow opens the store
+def ensure_template() -> Path | None:
+    """The empty, migrated store for the installed MLflow, made by MLflow on first use (imports
+    mlflow); None when it cannot be made or ``SWEEPER_STORE_TEMPLATE=0``."""
+    if os.environ.get("SWEEPER_STORE_TEMPLATE", "1") == "0":
         return None
-    return rows[0][0] if len(rows) == 1 else None
+    try:
+        return template()
+    except Exception:  # noqa: BLE001 - no template: MLflow migrates each new store itself
+        return None
 
 
 def template() -> Path:
-    """The empty, migrated store for the installed MLflow, made on first use."""
+    """``ensure_template``, raising what went wrong."""
     path = _template_path()
     if path.exists():
         return path
@@ -80,13 +81,15 @@ def template() -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     staged = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
-        client = MlflowClient(tracking_uri="sqlite:///" + staged.as_posix())
-        client.search_experiments(max_results=1)  # creates and migrates it
-        client._tracking_client.store.engine.dispose()
+        MlflowClient(tracking_uri="sqlite:///" + staged.as_posix()).search_experiments(max_results=1)  # migrates
+        with contextlib.closing(sqlite3.connect(staged)) as db:
+            db.execute("PRAGMA journal_mode=WAL")  # persistent: every copy is a WAL store
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         os.replace(staged, path)
     finally:
-        with contextlib.suppress(OSError):
-            os.unlink(staged)
+        for leftover in (staged, Path(f"{staged}-wal"), Path(f"{staged}-shm")):
+            with contextlib.suppress(OSError):
+                os.unlink(leftover)
     return path
 
 

@@ -56,4 +56,16 @@ def artifact_location(uri: str, experiment: str) -> str | None:
 
 
 def mlflow_ui_command(uri: str) -> str:
-    return f"mlflow ui --backend-store-uri {redact_uri(uri)}"
+    """How a person opens the store: a tracking server's own URL (it is the UI), else the
+    ``mlflow ui`` command line for it. A password is never printed: the command takes it from
+    ``$MLFLOW_TRACKING_URI`` when that is the store, else shows where it goes."""
+    if uri.startswith(("http://", "https://")):  # the browser asks for the user and password
+        parts = urlsplit(uri)
+        return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl().rstrip("/")
+    shown = redact_uri(uri)
+    if shown != uri:
+        shown = '"$MLFLOW_TRACKING_URI"' if os.environ.get("MLFLOW_TRACKING_URI") == uri else \
+            "'" + shown.replace(":***@", ":<password>@") + "'"
+    scheme = urlsplit(uri).scheme
+    prefix = "MLFLOW_ALLOW_FILE_STORE=true " if scheme in ("", "file") else ""  # MLflow 3 refuses them otherwise
+    return f"{prefix}mlflow ui --backend-store-uri {shown}"

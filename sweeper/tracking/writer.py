@@ -1,538 +1,465 @@
-"""MLflow records of a sweep: one parent run, one nested child run per trial.
+"""The MLflow writer: what the writer process does with the frames it gets, on one thread.
 
-    coordinator --events (queue.Queue)--> writer thread --+--> SqliteStore (sqlite3, no mlflow)
-                                                          +--> ClientStore (MlflowClient, any store)
+    Open  --> open the store (direct sqlite or MLflow's client), the experiment, a probe run;
+              find the parent by its sweep key or make it; make MLflow agree with the study
+              (missing child runs, runs left RUNNING, duplicates, the spool)      --> Opened
+    TrialStart / TrialEnd / ParentUpdate --> gathered for GATHER_S, then one batch --> Written
+    Close --> everything pending, retries, the parent's totals, tags and status    --> Closed
 
-One writer writes MLflow: this thread, either in the coordinator (when the coordinator uses
-mlflow itself afterwards, for the end-of-sweep report) or inside the writer process of
-``_tracker_process``, so a slow store never stalls scheduling. A SQLite store the direct writer
-knows (``_mlflow_sqlite``) is written without importing mlflow at all (~1.5 s of CPU saved on a
-2-core machine whose workers are busy); any other store, and anything the direct writer refuses,
-goes through MLflow's client (``_mlflow_client``). Trials' runs are written in one transaction
-per batch of queued starts and ends (~0.2-1 ms a run instead of MLflow's ~10 ms), elsewhere
-with one ``log_batch``; the parent's progress is coalesced to its latest value.
-A write that still fails after retries is spooled to a JSON-lines file and reported, never
-silently dropped.
+Runs are found before they are made: the parent by its ``sweeper.sweep_key`` tag (written to
+the study before the run exists), a child by its trial number under the parent, so a process
+killed at any moment leaves, after the next run, one parent and one child per trial. A run's
+final status is the last thing written to it. On the direct path a batch is one transaction;
+any ``sqlite3.Error`` or ``Unsupported`` hands the store to MLflow's client for the rest of the
+sweep, which first looks again at what exists, so nothing is lost or written twice. What still
+fails after retries is retried at close, then spooled and reported.
 """
 
 from __future__ import annotations
 
-import collections
-import json
 import logging
 import os
-import queue
-import threading
+import sqlite3
 import time
-import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
-from .bulk import ChildRun, Conflict, Metric, Param, RunTag
-from .client_store import ClientStore
-from .records import ChildRecord, run_name as _run_name, spool_entry
-from .sqlite_store import MLFLOW_PARENT_RUN_ID, SqliteStore, Unsupported
-from .uri import artifact_location as _artifact_location
 from .._redact import redact_uri
-from ..errors import TrackingError
+from . import spool
+from . import template as _template
+from .client_store import ClientStore
+from .frames import Close, Closed, Open, Opened, ParentUpdate, TrialEnd, TrialStart, Written
+from .records import MLFLOW_PARENT_RUN_ID, SWEEP_KEY_TAG, ChildRecord, now_ms, run_name
+from .sqlite_store import SqliteStore, Unsupported, sqlite_path
+from .store import PartialWrite, RunRef, RunWrite, Store
+from .uri import artifact_location
 
-RETRIES = 3
-#: At most this many queued trial starts and ends go into one bulk transaction.
-BULK_EVENTS = 200
-#: After a quiet spell the bulk writer waits this long for more events before it writes: a
-#: trial shorter than that is created once, finished, and a burst is one transaction.
-BULK_GATHER_S = 0.05
-_log = logging.getLogger("sweeper")
+#: A batch of trial events is written this long after its first event arrived: a trial shorter
+#: than that is one run created finished, and a burst is one transaction.
+GATHER_S = 0.05
+#: ... or as soon as this many are waiting.
+MAX_BATCH = 200
 #: The parent's best-so-far and counts are rewritten at most this often (and at the end).
 PROGRESS_INTERVAL_S = 1.0
+#: Pauses between the attempts at one write (then it waits for close, then the spool).
+RETRY_DELAYS_S = (0.2, 0.8)
+_log = logging.getLogger("sweeper")
 
 
-class Tracker:
-    """Writes a sweep to MLflow from a background thread. ``close`` flushes everything."""
+@dataclass
+class _Item:
+    """One trial's pending write: its start (tags) and/or its end (record)."""
 
-    def __init__(
-        self,
-        uri: str,
-        experiment: str,
-        run_name: str,
-        *,
-        parent_run_id: str | None = None,
-        spool_path: str | None = None,
-        reconcile: Mapping[int, ChildRecord] | None = None,
-        start_ms: int | None = None,
-    ) -> None:
-        self.uri = uri
-        self.experiment = experiment
-        self.run_name = run_name
-        self.parent_run_id = parent_run_id
+    number: int
+    start_ms: int = 0
+    start_tags: dict[str, str] = field(default_factory=dict)
+    record: ChildRecord | None = None
+    data: bool = True  # False: only the record's tags and status (the run holds its data already)
+
+
+def open_store(uri: str, direct_sqlite: bool) -> Store:
+    """The direct path for a SQLite store at a verified revision, else MLflow's client."""
+    path = sqlite_path(uri)
+    if path is not None and not os.path.exists(path):
+        _template.ensure_template()  # once per MLflow version (imports mlflow): the new store is a copy
+    if direct_sqlite:
+        store = SqliteStore.open(uri)
+        if store is not None:
+            return store
+    return ClientStore.open(uri)
+
+
+def describe(exc: BaseException) -> str:
+    """An error for people: whole (MLflow's remedy included), credentials masked."""
+    text = redact_uri(str(exc)).strip() or type(exc).__name__
+    return text if text.startswith(type(exc).__name__) else f"{type(exc).__name__}: {text}"
+
+
+class Writer:
+    """One sweep's writes, driven by ``open``, ``take``, ``tick`` and ``close`` on one thread."""
+
+    def __init__(self, spec: Open, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.spec = spec
+        self.store: Store | None = None
         self.experiment_id: str | None = None
-        self.run_ids: dict[int, str] = {}
+        self.parent_run_id: str | None = None
+        self.runs: dict[int, str] = {}  # trial number -> its child run
+        self.statuses: dict[int, str] = {}
+        self.assigned: dict[int, str] = {}  # child runs this session made or chose
         self.failures: list[str] = []
-        self._spool_path = spool_path
-        self._reconcile = dict(reconcile or {})  # resume: finished trials, by number
-        self._deferred: list[ChildRecord] = []  # failed during an outage; retried at close
-        self._start_ms = start_ms or _now_ms()  # the sweep's start, not the writer's
-        self._events: queue.Queue[tuple[str, Any]] = queue.Queue()
-        self._backlog: collections.deque[tuple[str, Any]] = collections.deque()  # taken, not yet written
-        self._pending_ends: dict[int, ChildRecord] = {}  # child_end events in the backlog, by trial
-        self._ready = threading.Event()
-        self._start_error: BaseException | None = None
-        self._parent_progress: tuple[dict[str, float], dict[str, str], int] | None = None
-        # rewritten at close, when every child run id is known
-        self._latest_progress: tuple[dict[str, float], dict[str, str], int] | None = None
-        self._progress_lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._store: SqliteStore | ClientStore | None = None  # the direct SQLite writer, else MLflow's client
-        self._resuming = parent_run_id is not None
-        self._texts_written: set[str] = set()
-        self._bulk: Any = None  # set once the store is open, if it is a SQL store (``write``)
-        self._bulk_created: set[int] = set()  # trials whose RUNNING run the bulk writer made
-        self._bulk_finishes = True  # off once a run was logged to by someone else (a worker)
-        #: Called on the writer thread with (trial number, run id) as each child run gets its id.
-        self.on_run_id: Callable[[int, str], None] | None = None
+        self._clock, self._sleep = clock, sleep
+        self._pending: dict[int, _Item] = {}
+        self._pending_since: float | None = None
+        self._progress: ParentUpdate | None = None
+        self._latest_progress: ParentUpdate | None = None
+        self._progress_at = float("-inf")
+        self._progress_written: tuple[Any, ...] | None = None
+        self._deferred: dict[int, tuple[_Item, str]] = {}  # failed after retries: (item, last error)
+        self._new_ids: dict[int, str] = {}
+        self._done: list[int] = []
 
-    # --- coordinator side (cheap, never blocks on the store) -----------------------------------
+    # --- open -------------------------------------------------------------------------------------
 
-    def start(self, params: Mapping[str, Any], tags: Mapping[str, str], texts: Mapping[str, str]) -> None:
-        self._thread = threading.Thread(
-            target=self._run, args=(dict(params), dict(tags), dict(texts)),
-            name="sweeper-mlflow-writer", daemon=True,
-        )
-        self._thread.start()
-
-    def wait_ready(self, timeout_s: float = 120.0) -> str:
-        """Block until the parent run exists; raise ``TrackingError`` if it could not be made."""
-        if not self._ready.wait(timeout_s):
-            raise TrackingError(f"MLflow store {redact_uri(self.uri)} did not answer in {timeout_s:.0f}s")
-        if self._start_error is not None:
-            raise TrackingError(
-                f"could not open MLflow store {redact_uri(self.uri)}: "
-                f"{redact_uri(str(self._start_error)).splitlines()[0][:300]}"
-            )
-        assert self.parent_run_id is not None
-        return self.parent_run_id
-
-    @property
-    def ready(self) -> bool:
-        """The parent run exists."""
-        return self._ready.is_set() and self._start_error is None
-
-    @property
-    def failed(self) -> bool:
-        """The store could not be opened (so child runs will never get ids)."""
-        return self._ready.is_set() and self._start_error is not None
-
-    def raise_if_failed(self) -> None:
-        """Non-blocking: raise ``TrackingError`` if the store could not be opened."""
-        if self._ready.is_set() and self._start_error is not None:
-            self.wait_ready(0)
-
-    @property
-    def start_error(self) -> str | None:
-        if self._start_error is None:
-            return None
-        return redact_uri(str(self._start_error)).splitlines()[0][:300]
-
-    def child_started(self, number: int, start_ms: int, tags: Mapping[str, str]) -> None:
-        self._events.put(("child_start", (number, start_ms, dict(tags))))
-
-    def child_finished(self, record: ChildRecord) -> None:
-        self._events.put(("child_end", record))
-
-    def parent_progress(self, metrics: Mapping[str, float], tags: Mapping[str, str], step: int) -> None:
-        """Only the latest progress matters: a backlog writes it once, not once per trial."""
-        with self._progress_lock:
-            self._parent_progress = self._latest_progress = (dict(metrics), dict(tags), step)
-        self._events.put(("parent_progress", None))
-
-    def close(
-        self,
-        status: str,
-        tags: Mapping[str, str] | None = None,
-        child_tags: Mapping[int, Mapping[str, str]] | None = None,
-        timeout_s: float = 600.0,
-        *,
-        end_parent: bool = True,
-    ) -> None:
-        """Flush every pending write, tag finished children (e.g. the Pareto front), end the
-        parent run with ``status`` and stop the thread. ``end_parent=False`` (the coordinator
-        vanished) flushes the children and leaves the parent RUNNING for a resume."""
-        if self._thread is None:
-            return
-        self._events.put(("close", (status, dict(tags or {}), dict(child_tags or {}), end_parent)))
-        self._thread.join(timeout_s)
-        if self._thread.is_alive():
-            self.failures.append(f"MLflow writer still busy after {timeout_s:.0f}s; some runs may be missing")
-        self._thread = None
-
-    # --- writer thread ---------------------------------------------------------------------------
-
-    def _run(self, params: dict[str, Any], tags: dict[str, str], texts: dict[str, str]) -> None:
+    def open(self) -> Opened:
         try:
-            self._open(params, tags, texts)
-        except BaseException as exc:  # noqa: BLE001 - reported through wait_ready
-            self._start_error = exc
-            self.failures.append(f"could not open the store: {redact_uri(str(exc)).splitlines()[0][:200]}")
-            self._ready.set()
-            self._drain_to_spool()
+            repaired = self._open()
+        except Exception as exc:  # noqa: BLE001 - reported as one error, whole
+            if self.store is not None:
+                self.store.close()
+            return Opened(None, None, error=describe(exc), store=self.store.kind if self.store else "")
+        assert self.store is not None
+        return Opened(self.parent_run_id, self.experiment_id, None, dict(self.runs), tuple(repaired), self.store.kind)
+
+    def _open(self) -> list[str]:
+        spec = self.spec
+        self.store = open_store(spec.uri, spec.direct_sqlite)
+        location = artifact_location(spec.uri, spec.experiment)
+        # "custom_model_development" makes MLflow 3's UI open the runs table, not its GenAI view
+        kind = {"mlflow.experimentKind": "custom_model_development"}
+        self._direct_or_client(lambda store: setattr(
+            self, "experiment_id", store.open_experiment(spec.experiment, location, kind)))
+        self._direct_or_client(lambda store: store.probe(spec.probe_params, spec.probe_metrics, spec.metadata))
+        repaired: list[str] = []
+        found = self._direct_or_client(lambda store: self._parent(store, repaired))
+        self._reconcile(found, repaired)
+        return repaired
+
+    def _direct_or_client(self, step: Callable[[Store], Any]) -> Any:
+        assert self.store is not None
+        try:
+            return step(self.store)
+        except (Unsupported, sqlite3.Error) as exc:
+            if not isinstance(self.store, SqliteStore):
+                raise
+            self._handover(exc)
+            return step(self.store)
+
+    def _handover(self, why: BaseException) -> None:
+        """MLflow's client writes the rest of the sweep (the direct path refused, or its
+        database failed mid-transaction, which wrote nothing); first it looks at what exists."""
+        _log.debug("MLflow writes go through MLflow's client from here on (%s)", describe(why))
+        assert self.store is not None
+        self.store.close()
+        self.store = ClientStore.open(self.spec.uri)
+        if self.experiment_id is not None:
+            self.experiment_id = self.store.open_experiment(self.spec.experiment, None, {})
+        if self.parent_run_id is not None:
+            for ref in self.store.children(self.parent_run_id):
+                if ref.number is not None and ref.number not in self.runs:
+                    self.runs[ref.number] = ref.run_id
+                    self.statuses[ref.number] = ref.status
+
+    def _parent(self, store: Store, repaired: list[str]) -> bool:
+        """Find the parent run by the sweep key (or, for a sweep from before the key, by the id
+        the study recorded) or make it; True if it existed."""
+        spec = self.spec
+        tags = {**spec.metadata, **spec.tags, SWEEP_KEY_TAG: spec.sweep_key}
+        found = store.find_runs(SWEEP_KEY_TAG, spec.sweep_key)
+        parent: RunRef | None = found[0] if found else None
+        if parent is None and spec.parent_run_id:
+            status = store.run_status(spec.parent_run_id)
+            parent = None if status is None else RunRef(spec.parent_run_id, status)
+        if parent is None:
+            [self.parent_run_id] = store.write([RunWrite(None, spec.run_name, spec.start_ms, "RUNNING",
+                                                         params=dict(spec.params), tags=tags, texts=dict(spec.texts))])
+            if spec.parent_run_id:
+                repaired.append(f"the parent run {spec.parent_run_id} is not in the store: made parent run "
+                                f"{self.parent_run_id} and wrote every trial's child run under it")
+            return False
+        self.parent_run_id = parent.run_id
+        params, _ = store.run_contents(parent.run_id)
+        missing = {k: v for k, v in spec.params.items() if k not in params}  # a param never changes
+        store.write([RunWrite(parent.run_id, spec.run_name, parent.start_ms, "RUNNING", params=missing, tags=tags,
+                              texts=dict(spec.texts))])
+        if parent.status == "RUNNING":
+            repaired.append(f"the parent run {parent.run_id} was left RUNNING by a coordinator that was killed")
+        else:
+            store.set_status(parent.run_id, "RUNNING")
+        return True
+
+    def _reconcile(self, found: bool, repaired: list[str]) -> None:
+        """Make MLflow agree with the study (``spec.finished``, the record of truth) and with
+        the spool: a child run for every finished trial, with its status; nothing RUNNING that
+        is not running; one child per trial."""
+        assert self.store is not None and self.parent_run_id is not None
+        spec = self.spec
+        expected = {record.number: record for record in spec.finished}
+        spooled, spool_lines = spool.read(spec.spool_path)
+        for record in spooled:  # a live record beats one rebuilt from the study ...
+            truth = expected.get(record.number)
+            if truth is not None and truth.status != record.status:
+                record.status = truth.status  # ... but the study decides how the trial ended
+            expected[record.number] = record
+        groups: dict[int, list[RunRef]] = {}
+        for ref in self.store.children(self.parent_run_id) if found else []:
+            if ref.number is not None:
+                groups.setdefault(ref.number, []).append(ref)
+        removed = []
+        for number, refs in sorted(groups.items()):
+            keep = refs[0]
+            if len(refs) > 1:
+                want = expected.get(number)
+                keep = next((r for r in refs if want is not None and r.status == want.status), None) or next(
+                    (r for r in refs if r.status != "RUNNING"), refs[0])
+                for ref in refs:
+                    if ref is not keep:
+                        self._delete(ref.run_id)
+                removed.append(number)
+                self.assigned[number] = keep.run_id
+            self.runs[number], self.statuses[number] = keep.run_id, keep.status
+        created, ended, corrected, stopped, items = [], [], [], [], []
+        for number, record in sorted(expected.items()):
+            status = self.statuses.get(number)
+            if status is None:
+                created.append(number)
+                items.append(_Item(number, record=record))
+            elif status == "RUNNING":
+                ended.append(number)
+                has_metrics = self._has_metrics(self.runs[number])
+                items.append(_Item(number, record=record, data=not (record.recovered and has_metrics)))
+            elif status != record.status:
+                corrected.append(number)
+                items.append(_Item(number, record=record, data=False))
+        now = now_ms()
+        for number, status in sorted(self.statuses.items()):
+            if number not in expected and status == "RUNNING":  # its trial never finished: interrupted
+                stopped.append(number)
+                items.append(_Item(number, data=False, record=ChildRecord(
+                    number, "KILLED", now, now, tags={"sweeper.state": "fail", "sweeper.fail_reason": "interrupted"})))
+        self._write(items)
+        for what, numbers in (("removed {} duplicate child run(s)", removed),
+                              ("made {} missing child run(s)", created),
+                              ("ended {} child run(s) left RUNNING", ended),
+                              ("set the status of {} child run(s) to the study's", corrected),
+                              ("ended {} child run(s) of trials that never finished (KILLED)", stopped)):
+            if numbers:
+                repaired.append(what.format(len(numbers)) + ": trials " + _numbers(numbers))
+        if spool_lines and spec.spool_path is not None:
+            left = [r for r in spooled if r.number in self._deferred]
+            spool.keep_only(spec.spool_path, left)
+            written = len(spooled) - len(left)
+            if written:
+                repaired.append(f"wrote {written} trial record(s) kept in the spool file {spec.spool_path}")
+
+    def _delete(self, run_id: str) -> None:
+        self._direct_or_client(lambda store: store.delete_run(run_id))
+
+    def _has_metrics(self, run_id: str) -> bool:
+        return bool(self._direct_or_client(lambda store: store.run_contents(run_id)[1]))
+
+    # --- the sweep --------------------------------------------------------------------------------
+
+    def take(self, frame: TrialStart | TrialEnd | ParentUpdate) -> None:
+        if isinstance(frame, ParentUpdate):
+            self._progress = self._latest_progress = frame
             return
-        self._ready.set()
-        last_progress = 0.0
-        while True:
-            wait_s = None  # a held-back progress update is due at last_progress + interval
-            if self._parent_progress is not None:
-                wait_s = max(0.0, last_progress + PROGRESS_INTERVAL_S - time.monotonic())
+        number = frame.number if isinstance(frame, TrialStart) else frame.record.number
+        item = self._pending.get(number)
+        if item is None:
+            item = self._pending[number] = _Item(number)
+            if self._pending_since is None:
+                self._pending_since = self._clock()
+        if isinstance(frame, TrialStart):
+            item.start_ms, item.start_tags = frame.start_ms, dict(frame.tags)
+        else:
+            item.record = frame.record
+
+    def due_s(self) -> float | None:
+        """How long the loop may wait for more frames before ``tick`` has work; None: no limit."""
+        now = self._clock()
+        waits = []
+        if self._pending_since is not None:
+            waits.append(0.0 if len(self._pending) >= MAX_BATCH else self._pending_since + GATHER_S - now)
+        if self._progress is not None:
+            waits.append(self._progress_at + PROGRESS_INTERVAL_S - now)
+        return max(0.0, min(waits)) if waits else None
+
+    def tick(self) -> Written | None:
+        """Write what is due; what the recorder should hear about it."""
+        now = self._clock()
+        if self._pending_since is not None and (
+                len(self._pending) >= MAX_BATCH or now - self._pending_since >= GATHER_S):
+            self._flush_trials()
+        if self._progress is not None and now - self._progress_at >= PROGRESS_INTERVAL_S:
+            self._write_progress(retry=False)
+            self._progress_at = now
+        return self.reply()
+
+    def reply(self) -> Written | None:
+        if not self._new_ids and not self._done:
+            return None
+        written = Written(self._new_ids, tuple(self._done))
+        self._new_ids, self._done = {}, []
+        return written
+
+    def _flush_trials(self) -> None:
+        items, self._pending, self._pending_since = list(self._pending.values()), {}, None
+        self._write(items)
+
+    def close(self, frame: Close | None) -> Closed:
+        """Write everything pending and end the parent run with ``frame``'s status; None (the
+        coordinator is gone): write what arrived and leave the parent RUNNING for the rerun."""
+        self._flush_trials()
+        if frame is not None and self.store is not None and self.parent_run_id is not None:
+            self._retry_deferred()
+            if self._latest_progress is not None:
+                self._progress = self._latest_progress
+                self._write_progress(retry=True)
+            for number, tags in sorted(frame.child_tags.items()):
+                if number in self.runs:
+                    self._must(f"tag trial {number}", RunWrite(self.runs[number], run_name(number), 0, "RUNNING",
+                                                                 tags=dict(tags)))
+            self._must("end parent run", RunWrite(self.parent_run_id, self.spec.run_name, self.spec.start_ms,
+                                                  frame.status, now_ms(), tags=dict(frame.tags)))
+        if self.store is not None:
+            self.store.close()
+        return Closed(tuple(self.failures), dict(self.assigned))
+
+    # --- writing ----------------------------------------------------------------------------------
+
+    def _run_write(self, item: _Item) -> RunWrite | None:
+        spec, number, record = self.spec, item.number, item.record
+        run_id = self.runs.get(number)
+        new_tags = {MLFLOW_PARENT_RUN_ID: self.parent_run_id or "", **spec.metadata, **item.start_tags}
+        if record is None:  # a start: the run is made RUNNING (unless it exists)
+            if run_id is not None:
+                return None
+            return RunWrite(None, run_name(number), item.start_ms, "RUNNING", tags=new_tags)
+        if run_id is None:
+            return RunWrite(None, run_name(number), record.start_ms, record.status, record.end_ms,
+                            params=dict(record.params), tags={**new_tags, **record.tags}, metrics=list(record.metrics),
+                            texts=dict(record.texts), files=list(record.files))
+        if not item.data:
+            return RunWrite(run_id, run_name(number), record.start_ms, record.status, record.end_ms,
+                            tags=dict(record.tags))
+        return RunWrite(run_id, run_name(number), record.start_ms, record.status, record.end_ms,
+                        params=dict(record.params), tags={**item.start_tags, **record.tags},
+                        metrics=list(record.metrics), texts=dict(record.texts), files=list(record.files))
+
+    def _write(self, items: list[_Item]) -> None:
+        """Write ``items``: on the direct path in one transaction, else run by run."""
+        if not items:
+            return
+        assert self.store is not None
+        if self.store.transactional:
+            writes = [(item, w) for item in items if (w := self._run_write(item)) is not None]
             try:
-                kind, payload = self._next_event(wait_s)
-            except queue.Empty:
-                kind, payload = "parent_progress", None
-            if kind == "close":
-                self._flush_deferred()
-                with self._progress_lock:
-                    self._parent_progress = self._latest_progress
-                self._write_progress()
-                status, end_tags, child_tags, end_parent = payload
-                for number, tags in child_tags.items():
-                    if number in self.run_ids:
-                        self._write_or_report(f"tag trial {number}", lambda: self._tag(self.run_ids[number], tags))
-                if end_parent:
-                    self._write_or_report("end parent run", lambda: self._end_parent(status, end_tags))
-                if self._store is not None:
-                    self._store.close()
+                ids = self.store.write([w for _, w in writes])
+            except (Unsupported, sqlite3.Error) as exc:
+                self._handover(exc)
+                self._write(items)
                 return
-            if self._bulk is not None and self._bulkable(kind, payload):
-                self._write_bulk([(kind, payload), *self._take_bulkable()])
-                continue
-            if kind == "child_start":  # a failure here heals itself: the end creates the run
-                number, start_ms, child_tags = payload
-                if self._fold_into_end(number, child_tags):  # already over: one create_run, at its end
-                    continue
-                self._retry(f"start trial {number}", lambda: self._start_child(number, start_ms, child_tags))
-            elif kind == "child_end":
-                self._record_child(payload)
-            elif kind == "parent_progress" and time.monotonic() - last_progress >= PROGRESS_INTERVAL_S:
-                self._write_progress()
-                last_progress = time.monotonic()
+            except Exception as exc:  # noqa: BLE001 - e.g. an artifact the disk refused: run by run
+                _log.debug("a batch of %d runs failed (%s); writing them one by one", len(writes), describe(exc))
+            else:
+                for (item, w), run_id in zip(writes, ids):
+                    self._written(item, w, run_id)
+                return
+        for item in items:
+            self._write_one(item)
 
-    def _next_event(self, wait_s: float | None) -> tuple[str, Any]:
-        """The oldest event, after taking in all that are waiting: a trial whose end is already
-        queued when its start comes up is written once, not created and then updated (MLflow's
-        tag writes are its slowest part, ~2 ms a run on SQLite)."""
-        if not self._backlog:
-            self._take(self._events.get(timeout=wait_s))
-            if self._bulk is not None and self._backlog[-1][0] in ("child_start", "child_end"):
-                time.sleep(BULK_GATHER_S)
-        while True:
+    def _write_one(self, item: _Item, delays: Iterable[float] = RETRY_DELAYS_S) -> bool:
+        error: BaseException | None = None
+        for delay in (*delays, None):
+            write = self._run_write(item)
+            if write is None:
+                return True
+            assert self.store is not None
             try:
-                self._take(self._events.get_nowait())
-            except queue.Empty:
+                [run_id] = self.store.write([write])
+            except PartialWrite as exc:  # the run exists now: the next attempt adds to it
+                self._remember(item.number, exc.run_id, "RUNNING")
+                error = exc.cause
+            except (Unsupported, sqlite3.Error) as exc:
+                if not isinstance(self.store, SqliteStore):
+                    raise  # pragma: no cover - only the direct path raises these
+                self._handover(exc)
+                continue
+            except Exception as exc:  # noqa: BLE001 - a store outage must not end the sweep
+                error = exc
+            else:
+                self._written(item, write, run_id)
+                return True
+            if delay is None:
                 break
-        kind, payload = self._backlog.popleft()
-        self._untake(kind, payload)
-        return kind, payload
-
-    def _bulkable(self, kind: str, payload: Any) -> bool:
-        if kind == "child_start":
-            return payload[0] not in self.run_ids
-        if kind == "child_end":
-            return not payload.texts and not payload.files and (payload.number not in self.run_ids or (
-                payload.number in self._bulk_created and self._bulk_finishes))
+            self._sleep(delay)
+        if item.record is not None:  # a start that failed heals itself: its end makes the run
+            self._deferred[item.number] = (item, describe(error) if error else "unknown error")
         return False
 
-    def _take_bulkable(self) -> list[tuple[str, Any]]:
-        """The trial starts and ends at the head of the backlog that can join one transaction."""
-        taken: list[tuple[str, Any]] = []
-        while self._backlog and len(taken) < BULK_EVENTS and self._bulkable(*self._backlog[0]):
-            kind, payload = self._backlog.popleft()
-            self._untake(kind, payload)
-            taken.append((kind, payload))
-        return taken
+    def _written(self, item: _Item, write: RunWrite, run_id: str) -> None:
+        self._remember(item.number, run_id, write.status)
+        self._deferred.pop(item.number, None)
+        if item.record is not None:
+            self._done.append(item.number)
 
-    def _write_bulk(self, events: list[tuple[str, Any]]) -> None:
-        """Write trial starts and ends in one transaction (see ``_mlflow_bulk``). A start whose
-        end is queued too is folded into it: one run, created finished. If the transaction fails,
-        nothing of it was written: the same events go the public way, and so does the rest of
-        the sweep."""
-        assert self._bulk is not None
-        ends = {p.number: p for k, p in events if k == "child_end"}
-        created: dict[int, ChildRun] = {}
-        finished: list[ChildRun] = []
-        for kind, payload in events:
-            if kind == "child_start":
-                number, start_ms, tags = payload
-                if self._fold_into_end(number, tags, ends):
-                    continue
-                created[number] = ChildRun(
-                    uuid.uuid4().hex, _run_name(number), "RUNNING", start_ms, None,
-                    tags=_tag_entities({MLFLOW_PARENT_RUN_ID: self.parent_run_id, **tags}))
-                continue
-            params, tags, metrics = _entities(payload)
-            if payload.number in self._bulk_created:
-                finished.append(ChildRun(self.run_ids[payload.number], _run_name(payload.number),
-                                         payload.status, payload.start_ms, payload.end_ms, params, tags, metrics))
-            else:
-                created[payload.number] = ChildRun(
-                    uuid.uuid4().hex, _run_name(payload.number), payload.status, payload.start_ms,
-                    payload.end_ms, params, [*_tag_entities({MLFLOW_PARENT_RUN_ID: self.parent_run_id}), *tags],
-                    metrics)
-        try:
-            self._bulk.write(list(created.values()), finished)
-        except Exception as exc:  # noqa: BLE001 - rolled back: write them the public way
-            _log.debug("bulk write of %d MLflow events failed (%s: %s); writing them one by one",
-                       len(events), type(exc).__name__, redact_uri(str(exc)).splitlines()[0][:200])
-            if isinstance(exc, Conflict):  # objectives log to their runs: finish runs publicly
-                self._bulk_finishes = False
-            elif isinstance(exc, Unsupported):  # MLflow's client (and bulk writer) from now on
-                self._use_mlflow(exc)
-            else:
-                self._bulk = None
-            for kind, payload in events:
-                if kind == "child_end":
-                    self._record_child(payload)
-                elif payload[0] not in ends and payload[0] not in self._pending_ends:
-                    number, start_ms, tags = payload
-                    self._retry(f"start trial {number}", lambda: self._start_child(number, start_ms, tags))
-            return
-        for number, run in created.items():
-            if run.end_ms is None:
-                self._bulk_created.add(number)
-            self._remember_run(number, run.run_id)
+    def _remember(self, number: int, run_id: str, status: str) -> None:
+        if self.runs.get(number) != run_id:
+            self.runs[number] = self.assigned[number] = self._new_ids[number] = run_id
+        self.statuses[number] = status
 
-    def _fold_into_end(
-        self, number: int, tags: dict[str, str], ends: Mapping[int, ChildRecord] | None = None
-    ) -> bool:
-        """A trial whose end is queued too (in ``ends`` or the backlog) gets its start's tags
-        there, and its run is created once, finished; True if so."""
-        end = (ends or {}).get(number) or self._pending_ends.get(number)
-        if end is not None:
-            end.tags = {**tags, **end.tags}
-        return end is not None
-
-    def _take(self, event: tuple[str, Any]) -> None:
-        self._backlog.append(event)
-        if event[0] == "child_end":
-            self._pending_ends[event[1].number] = event[1]
-
-    def _untake(self, kind: str, payload: Any) -> None:
-        """``payload`` left the backlog: it is no longer a queued end to fold a start into."""
-        if kind == "child_end":
-            number = payload.number
-            if self._pending_ends.get(number) is payload:
-                del self._pending_ends[number]
-
-    def _open(self, params: dict[str, Any], tags: dict[str, str], texts: dict[str, str]) -> None:
-        """Open the store -- directly when it is a SQLite store the direct writer knows (no mlflow
-        import), else through MLflow -- and make or resume the parent run."""
-        self._store = SqliteStore.open(self.uri) or ClientStore.open(self.uri)
-        try:
-            self._open_sweep(params, tags, texts)
-        except Unsupported as exc:  # nothing of the refused step was written: MLflow does it
-            self._use_mlflow(exc)
-            self._open_sweep(params, tags, texts)
-        self._bulk = self._store.bulk_writer()
-
-    def _open_sweep(self, params: dict[str, Any], tags: dict[str, str], texts: dict[str, str]) -> None:
-        assert self._store is not None
-        store = self._store
-        # "custom_model_development" makes MLflow 3's UI open the runs table, not its GenAI view
-        self.experiment_id = store.open_experiment(
-            self.experiment, _artifact_location(self.uri, self.experiment),
-            {"mlflow.experimentKind": "custom_model_development"})
-        if self._resuming:  # the same parent goes on
-            assert self.parent_run_id is not None
-            store.set_status(self.parent_run_id, "RUNNING")
-        elif self.parent_run_id is None:
-            self.parent_run_id = store.create_run(
-                self._start_ms, self.run_name, tags, {k: _param_text(v) for k, v in params.items()})
-        for name, text in texts.items():
-            if name not in self._texts_written:
-                store.log_text(self.parent_run_id, text, name)
-                self._texts_written.add(name)
-        if self._reconcile:
-            self._reconcile_children()
-
-    def _use_mlflow(self, why: Exception) -> None:
-        """Hand the store to MLflow's client after the direct writer refused something (it
-        wrote nothing of it); the experiment and the runs written so far stay as they are."""
-        if isinstance(self._store, ClientStore):
-            raise why
-        _log.debug("MLflow writes go through MLflow's client from here on (%s)", why)
-        if self._store is not None:
-            self._store.close()
-        self._store = ClientStore.open(self.uri)
-        if self.experiment_id is not None:
-            self._store.open_experiment(self.experiment, _artifact_location(self.uri, self.experiment), {})
-        self._bulk = self._store.bulk_writer()
-
-    def _reconcile_children(self) -> None:
-        """On resume, make MLflow agree with the study, which is the record of truth: a child
-        left RUNNING by a dead coordinator gets its trial's outcome (KILLED if the trial was
-        interrupted), and a finished trial whose run was never written gets one now."""
-        assert self._store is not None and self.parent_run_id is not None
-        seen: set[int] = set()
-        for run_id, status, number_tag in self._store.children(self.parent_run_id):
-            if number_tag is None or not number_tag.isdigit():
-                continue
-            number = int(number_tag)
-            seen.add(number)
-            if number not in self.run_ids:
-                self._remember_run(number, run_id)
-            if status != "RUNNING":
-                continue
-            record = self._reconcile.get(number)
-            if record is None:  # a trial the study never finished: it was interrupted
-                self._store.log_batch(run_id, tags=[RunTag("sweeper.fail_reason", "interrupted")])
-                self._store.set_status(run_id, "KILLED", _now_ms())
-            else:
-                self._remember_run(number, run_id)
-                self._end_child(record)
-        for number, record in self._reconcile.items():
-            if number not in seen:
-                self._start_child(number, record.start_ms, {})
-                self._end_child(record)
-
-    def _start_child(self, number: int, start_ms: int, tags: dict[str, str]) -> None:
-        assert self._store is not None and self.parent_run_id is not None
-        run_id = self._store.create_run(start_ms, _run_name(number), {MLFLOW_PARENT_RUN_ID: self.parent_run_id, **tags})
-        self._remember_run(number, run_id)
-
-    def _remember_run(self, number: int, run_id: str) -> None:
-        self.run_ids[number] = run_id
-        if self.on_run_id is not None:
-            self.on_run_id(number, run_id)
-
-    def _end_child(self, record: ChildRecord) -> None:
-        tags_written = False
-        if record.number not in self.run_ids:  # created at its end (short trial, or an outage)
-            tags_written = len(record.tags) <= 100
-            self._start_child(record.number, record.start_ms,
-                              {k: _tag_text(v) for k, v in record.tags.items()} if tags_written else {})
-        assert self._store is not None
-        run_id = self.run_ids[record.number]
-        params, tags, metrics = _entities(record)
-        if params or metrics or (tags and not tags_written):
-            self._store.log_batch(run_id, metrics=metrics, params=params, tags=[] if tags_written else tags)
-        for name, text in record.texts.items():
-            self._store.log_text(run_id, text, name)
-        for name, data, artifact_dir in record.files:
-            self._store.log_bytes(run_id, name, data, artifact_dir)
-        self._store.set_status(run_id, record.status, record.end_ms)
-
-    def _write_progress(self) -> None:
-        with self._progress_lock:
-            progress, self._parent_progress = self._parent_progress, None
-        if progress is None or self.parent_run_id is None or self._store is None:
-            return
-        metrics, tags, step = progress
-        now = _now_ms()
-        if "sweeper.best_trial" in tags:
-            best = self.run_ids.get(int(tags["sweeper.best_trial"]))
-            if best is not None:
-                tags = {**tags, "sweeper.best_run_id": best}
-        self._retry(  # a failure is healed by the next update, or the one at close
-            "update parent run",
-            lambda: self._store.log_batch(  # type: ignore[union-attr]
-                self.parent_run_id,
-                metrics=[Metric(k, v, now, step) for k, v in metrics.items()],
-                tags=[RunTag(k, v) for k, v in tags.items()],
-            ),
-        )
-
-    def _tag(self, run_id: str, tags: Mapping[str, str]) -> None:
-        assert self._store is not None
-        if tags:
-            self._store.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
-
-    def _end_parent(self, status: str, tags: dict[str, str]) -> None:
-        assert self.parent_run_id is not None and self._store is not None
-        self._tag(self.parent_run_id, tags)
-        self._store.set_status(self.parent_run_id, status, _now_ms())
-
-    def _retry(self, what: str, write: Any) -> str | None:
-        """Run ``write`` with a few quick retries; the last error (redacted) or None."""
-        delay = 0.2
-        for attempt in range(RETRIES):
-            try:
-                try:
-                    write()
-                except Unsupported as refused:  # the direct writer wrote none of it: MLflow does
-                    self._use_mlflow(refused)
-                    write()
-                return None
-            except Exception as exc:  # noqa: BLE001 - a tracking outage must not end the sweep
-                if attempt == RETRIES - 1:
-                    return f"{what}: {redact_uri(str(exc)).splitlines()[0][:200]}"
-                time.sleep(delay)
-                delay *= 4
-        return None  # pragma: no cover
-
-    def _record_child(self, record: ChildRecord) -> None:
-        """Write a finished trial; during an outage keep it for one more try at the end."""
-        if self._retry(f"record trial {record.number}", lambda: self._end_child(record)) is not None:
-            self._deferred.append(record)
-
-    def _flush_deferred(self) -> None:
-        """Trials written during an outage get one more try at the end; once one still fails
-        the store is taken to be down and the rest go straight to the spool file."""
+    def _retry_deferred(self) -> None:
+        """Writes that failed during the sweep get one more try; once one still fails the store
+        is taken to be down and the rest go straight to the spool."""
         down = False
-        for record in self._deferred:
-            what = f"record trial {record.number}"
-            error = "store still unreachable" if down else self._retry(what, lambda: self._end_child(record))
-            if error is not None:
-                down = True
-                self.failures.append(f"{what}: {error}" if error == "store still unreachable" else error)
-                self._spool(what, record)
+        for number, (item, error) in sorted(self._deferred.items()):
+            if not down and self._write_one(item, delays=()):
+                continue
+            down = True
+            error = self._deferred.get(number, (item, error))[1]
+            self._spool(f"record trial {number}", f"record trial {number}: {error}", item.record)
         self._deferred.clear()
 
-    def _write_or_report(self, what: str, write: Any, record: ChildRecord | None = None) -> None:
-        error = self._retry(what, write)
+    def _write_progress(self, *, retry: bool) -> None:
+        progress, self._progress = self._progress, None
+        if progress is None or self.parent_run_id is None or self.store is None:
+            return
+        tags = dict(progress.tags)
+        best = tags.get("sweeper.best_trial")
+        if best is not None and best.isdigit() and int(best) in self.runs:
+            tags["sweeper.best_run_id"] = self.runs[int(best)]
+        same = self._progress_written == (progress.step, tuple(sorted(progress.metrics.items())))
+        now = now_ms()
+        write = RunWrite(self.parent_run_id, self.spec.run_name, self.spec.start_ms, "RUNNING", tags=tags,
+                         metrics=[] if same else [(k, float(v), progress.step, now) for k, v in progress.metrics.items()])
+        if self._attempt(write, RETRY_DELAYS_S if retry else ()) is None:
+            self._progress_written = (progress.step, tuple(sorted(progress.metrics.items())))
+        elif retry:
+            self.failures.append("update parent run: the store did not take the sweep's totals")
+
+    def _must(self, what: str, write: RunWrite) -> None:
+        error = self._attempt(write, RETRY_DELAYS_S)
         if error is not None:
-            self.failures.append(error)
-            self._spool(what, record)
+            self._spool(what, f"{what}: {error}", None)
 
-    def _spool(self, what: str, record: ChildRecord | None) -> None:
-        spool(self._spool_path, what, record)
+    def _attempt(self, write: RunWrite, delays: Iterable[float]) -> str | None:
+        """One write with retries; None, or the last error."""
+        error: BaseException | None = None
+        for delay in (*delays, None):
+            assert self.store is not None
+            try:
+                self.store.write([write])
+                return None
+            except (Unsupported, sqlite3.Error) as exc:
+                if not isinstance(self.store, SqliteStore):
+                    raise  # pragma: no cover
+                self._handover(exc)
+                error = exc
+                continue
+            except Exception as exc:  # noqa: BLE001
+                error = exc
+            if delay is None:
+                break
+            self._sleep(delay)
+        return describe(error) if error else None
 
-    def _drain_to_spool(self) -> None:
-        """After a failed start, keep consuming events so the coordinator never blocks."""
-
-        def drain() -> None:
-            while True:
-                kind, payload = self._events.get()
-                if kind == "child_end":
-                    self._spool(f"record trial {payload.number}", payload)
-                if kind == "close":
-                    return
-
-        drain()
-
-
-def spool(path: str | None, what: str, record: ChildRecord | None) -> None:
-    """Append a write that could not be made to the JSON-lines spool file (never lost)."""
-    if path is None:
-        return
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(spool_entry(what, record)) + "\n")
-
-def _tag_entities(tags: Mapping[str, Any]) -> list[RunTag]:
-    return [RunTag(k, _tag_text(v)) for k, v in tags.items()]
+    def _spool(self, what: str, failure: str, record: ChildRecord | None) -> None:
+        problem = spool.append(self.spec.spool_path, what, record)
+        self.failures.append(failure if problem is None else f"{failure} (lost: {problem})")
 
 
-def _tag_text(value: Any) -> str:
-    return str(value)[:5000]
-
-
-def _entities(record: ChildRecord) -> tuple[list[Param], list[RunTag], list[Metric]]:
-    """A finished trial's params, tags and metrics as the writers' entities."""
-    return ([Param(k, _param_text(v)) for k, v in record.params.items()], _tag_entities(record.tags),
-            [Metric(k, v, ts, step) for k, v, step, ts in record.metrics])
-
-
-def _param_text(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
-    return text[:6000]
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
+def _numbers(numbers: list[int]) -> str:
+    shown = ", ".join(map(str, numbers[:20]))
+    return shown + (f" and {len(numbers) - 20} more" if len(numbers) > 20 else "")
