@@ -335,9 +335,7 @@ def _print_results(result: Any, top: int, wall_s: float) -> None:
             run_id = run_id_of(study, t) or "-"
             params = " ".join(f"{k}={_short(v)}" for k, v in t.params.items())
             print(f"  #{t.number:<4} {values:>12}  run {run_id}  {params}")
-    _print_mlflow(result)
-    for failure in summary.tracking_failures:
-        print(f"sweeper: warning: MLflow write failed: {failure}", file=sys.stderr)
+    _print_mlflow(result)  # tracking failures were logged by Sweep.run, as for sweeper.optimize
 
 
 def _print_mlflow(result: Any) -> None:

@@ -134,6 +134,8 @@ class Sweep:
             )
             summary, outcome = self._drive(coordinator)
             failures = recorder.close(coordinator.sweep_end(outcome))
+            for failure in failures:  # every path reports them: the CLI and sweeper.optimize alike
+                logger.warning("MLflow write failed: %s", failure)
             summary.tracking_failures = failures
             _write_attrs(study, recorder.study_attrs())
             self._write_outcome(study, outcome, summary.stopped, n_target)
@@ -280,19 +282,36 @@ class Sweep:
         return n_trials
 
     def _recorder(self, study: Any, uri: str | None, storage_dir: Any, workers: int) -> Recorder:
+        """The MLflow recorder, its store checked for real: the sweep's names against MLflow's
+        rules (a config error), then the writer opens the store, tries those names on a probe
+        run, finds or makes the parent run and makes MLflow agree with the study -- all before
+        any worker starts. Two-phase parent: the sweep key is in the study before any run exists."""
         if uri is None:
             return NullRecorder()
-        from .tracking.recorder import MlflowRecorder, default_parent_tags
+        from .engine.study import counts_toward_budget
+        from .errors import ConfigError, ConfigProblem
+        from .tracking.records import value_names
+        from .tracking.recorder import MlflowRecorder, default_parent_tags, name_check
 
         cfg = self.cfg
-        spool = None if storage_dir is None else str(storage_dir / "spool.jsonl")
+        experiment = cfg.tracking.experiment or cfg.name
+        params = self._parent_params(workers)
+        child_params = [p.name for p in cfg.search_space]
+        metrics = [*value_names(tuple(cfg.metric_names or ()), len(cfg.study_directions)), "duration_s",
+                   "intermediate_value"]
+        problems = name_check(experiment, params, child_params, metrics)
+        if problems:
+            raise ConfigError(cfg.source, [ConfigProblem(key, expected, got) for key, expected, got in problems])
+        directory = storage_dir if storage_dir is not None else sweep_dir(cfg.storage_dir or ".sweeper", cfg.name)
         recorder = MlflowRecorder(
-            uri, cfg.tracking.experiment or cfg.name, study.study_name, study_attrs=study.user_attrs,
-            spool_path=spool, required=cfg.tracking.required, start_ms=int(time.time() * 1000),
+            uri, experiment, study.study_name, study_attrs=study.user_attrs,
+            spool_path=str(directory / "spool.jsonl"), required=cfg.tracking.required,
+            start_ms=int(time.time() * 1000),
         )
+        _write_attrs(study, recorder.study_attrs())  # phase one: the key, before the parent run exists
         texts = {"sweep.yaml": _config_yaml(cfg)} if self.spec.objective is None else {}
-        recorder.start(self._parent_params(workers), default_parent_tags(study.study_name), texts,
-                       finished=finished_records(study))
+        recorder.start(params, default_parent_tags(study.study_name), texts, finished=finished_records(study),
+                       probe_params=child_params, probe_metrics=metrics)
         try:
             recorder.wait_ready()  # the store takes the sweep's writes, before any worker starts
         except TrackingError as exc:
@@ -301,6 +320,11 @@ class Sweep:
                 raise
             logger.warning("%s; going on without it (tracking.required: false): runs are spooled", exc)
         _write_attrs(study, recorder.study_attrs())
+        n_target = self._n_target()
+        counted = sum(1 for t in study.get_trials(deepcopy=False) if counts_toward_budget(t))
+        if n_target is None or counted < n_target:  # a complete sweep lists them in its result
+            for line in recorder.repaired:
+                logger.info("MLflow repaired: %s", line)
         return recorder
 
     def _parent_params(self, workers: int) -> dict[str, Any]:
@@ -368,7 +392,8 @@ class Sweep:
 
     def _nothing_to_do(self, study: Any, recorder: Recorder, totals: Any, uri: str | None,
                        n_target: int | None) -> SweepResult:
-        """A complete sweep: nothing runs, but its record is brought to agree with the study."""
+        """A complete sweep: nothing runs, but its record is brought to agree with the study
+        (the recorder reconciled it when it started) and ended; what that took is listed."""
         from .engine.recorder import Progress, SweepEnd
 
         stored = study.user_attrs.get(OUTCOME_ATTR) or {}
@@ -376,12 +401,15 @@ class Sweep:
         progress = Progress(totals.complete, totals.pruned, totals.fail, 0, n_target,
                             totals.best_trial, totals.best_value)
         failures = recorder.close(SweepEnd(outcome, stored.get("reason"), progress))
+        for failure in failures:
+            logger.warning("MLflow write failed: %s", failure)
         _write_attrs(study, recorder.study_attrs())
         self._write_outcome(study, outcome, stored.get("reason"), n_target)
         summary = SweepSummary(totals=totals)
         summary.tracking_failures = failures
         result = self._result(study, summary, outcome, recorder, uri, n_target)
         result.nothing_to_do = True
+        result.repaired = list(getattr(recorder, "repaired", []))
         return result
 
     def _result(self, study: Any, summary: SweepSummary, outcome: str, recorder: Recorder,

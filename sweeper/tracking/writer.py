@@ -30,7 +30,7 @@ from . import spool
 from . import template as _template
 from .client_store import ClientStore
 from .frames import Close, Closed, Open, Opened, ParentUpdate, TrialEnd, TrialStart, Written
-from .records import MLFLOW_PARENT_RUN_ID, SWEEP_KEY_TAG, ChildRecord, now_ms, run_name
+from .records import MLFLOW_PARENT_RUN_ID, SWEEP_KEY_TAG, TRIAL_NUMBER_TAG, ChildRecord, now_ms, run_name
 from .sqlite_store import SqliteStore, Unsupported, sqlite_path
 from .store import PartialWrite, RunRef, RunWrite, Store
 from .uri import artifact_location
@@ -322,7 +322,8 @@ class Writer:
     def _run_write(self, item: _Item) -> RunWrite | None:
         spec, number, record = self.spec, item.number, item.record
         run_id = self.runs.get(number)
-        new_tags = {MLFLOW_PARENT_RUN_ID: self.parent_run_id or "", **spec.metadata, **item.start_tags}
+        new_tags = {MLFLOW_PARENT_RUN_ID: self.parent_run_id or "", **spec.metadata, **item.start_tags,
+                    TRIAL_NUMBER_TAG: str(number)}  # how the next run finds it
         if record is None:  # a start: the run is made RUNNING (unless it exists)
             if run_id is not None:
                 return None
