@@ -161,6 +161,77 @@ def test_a_sweep_stopped_by_ctrl_c_is_interrupted_not_finished(capsys, tmp_path)
     assert verb_json(capsys, "ls", "--dir", str(tmp_path))[0]["state"] == "interrupted"
 
 
+def _queued(study: optuna.Study) -> None:
+    study.enqueue_trial({"x": 0.5, "y": 0.5})
+
+
+@pytest.mark.parametrize("setup, state, reason", [
+    (dict(outcome={"outcome": "finished", "reason": None, "n_trials": 3}), "finished", None),
+    (dict(outcome={"outcome": "interrupted", "reason": "interrupted by SIGINT", "n_trials": 20},
+          interrupted_last=True), "interrupted", "interrupted by SIGINT"),
+    (dict(outcome={"outcome": "running", "reason": None, "n_trials": 20}),
+     "interrupted", "its coordinator stopped without finishing (killed?)"),
+    (dict(outcome={"outcome": "running", "reason": None, "n_trials": 20}, running=2, lock_pid="dead"),
+     "interrupted", "its coordinator stopped without finishing (killed?); 2 trial(s) left running"),
+    (dict(outcome={"outcome": "finished", "reason": None, "n_trials": 20}, queued=True),
+     "interrupted", "1 trial(s) queued"),
+    (dict(outcome={"outcome": "failed", "reason": "crash loop: 10 failures in a row", "n_trials": 20}, failed=3),
+     "failed", "crash loop: 10 failures in a row"),
+    (dict(values=(), outcome={"outcome": "running", "reason": None, "n_trials": 20}), "empty", None),
+    (dict(outcome={"outcome": "running", "reason": None, "n_trials": 20}, lock_pid="me"), "running", None),
+])
+def test_every_state_a_sweep_can_be_in_with_its_reason(capsys, tmp_path, setup, state, reason):
+    """One source of truth (issue #13 item 1): an interrupted sweep is never "finished"."""
+    setup = dict(setup)
+    queued = setup.pop("queued", False)
+    lock = setup.pop("lock_pid", None)
+    lock_pid = {"dead": dead_pid(), "me": os.getpid(), None: None}[lock]
+    study = make_sweep(tmp_path, "s", lock_pid=lock_pid, **setup)
+    if queued:
+        _queued(study)
+    (row,) = verb_json(capsys, "ls", "--dir", str(tmp_path))
+    status = verb_json(capsys, "status", "s", "--dir", str(tmp_path))
+    for view in (row, status):
+        assert (view["state"], view["reason"]) == (state, reason)
+        assert view["n_trials"] == setup["outcome"]["n_trials"]
+        assert view["pid"] == (os.getpid() if state == "running" else None)
+    _, out, _ = verb(capsys, "status", "s", "--dir", str(tmp_path))
+    first = out.splitlines()[0]
+    assert first.startswith(f"sweep 's': {state}") and (reason is None or f": {reason};" in first)
+    assert ("run the same config again to resume it" in out) == (state == "interrupted")
+
+
+def test_done_counts_what_the_progress_line_counts(capsys, tmp_path):
+    """n_done is Totals.counted: trials a Ctrl-C interrupted and retries of failed ones do not
+    use up n_trials; n_trials is the sweep's target, not what is done."""
+    study = make_sweep(tmp_path, "s", values=(0.1, 0.2), failed=1, interrupted_last=True,
+                       outcome={"outcome": "interrupted", "reason": "interrupted by SIGINT", "n_trials": 20})
+    study.add_trial(create_trial(state=TrialState.FAIL, params={"x": 0.5, "y": 0.5},
+                                 distributions={"x": FloatDistribution(0, 1), "y": FloatDistribution(0, 1)},
+                                 user_attrs={"sweeper_retry_of": 2}))
+    from sweeper.engine.study import Totals, directions_maximize
+
+    totals = Totals.of(study.trials, directions_maximize(study))
+    (row,) = verb_json(capsys, "ls", "--dir", str(tmp_path))
+    assert row["n_done"] == totals.counted == 3 and row["n_finished"] == 5 and row["n_trials"] == 20
+    _, out, _ = verb(capsys, "ls", "--dir", str(tmp_path))
+    assert out.splitlines()[1].split()[1:3] == ["interrupted", "3/20"]
+    _, out, _ = verb(capsys, "status", "s", "--dir", str(tmp_path))
+    assert "trials: 3/20 done; 5 finished (2 complete, 3 failed, 0 pruned), 0 running, 0 waiting" in out
+
+
+def test_status_of_a_running_sweep_lists_its_processes(capsys, tmp_path):
+    make_sweep(tmp_path, "s", lock_pid=os.getpid(), outcome={"outcome": "running", "reason": None, "n_trials": 9})
+    processes = {"coordinator": os.getpid(), "backend": "local", "manager_pid": 11, "recorder_pid": 12,
+                 "workers": {"0": {"host": "h1", "pid": 21}, "1": {"host": "h2", "pid": 22}}}
+    (tmp_path / "s" / "processes.json").write_text(json.dumps(processes))
+    assert verb_json(capsys, "status", "s", "--dir", str(tmp_path))["processes"] == processes
+    _, out, _ = verb(capsys, "status", "s", "--dir", str(tmp_path))
+    assert f"processes: coordinator {os.getpid()}; Manager 11; MLflow writer 12; workers h1:21, h2:22" in out
+    HELD.pop().release()
+    assert verb_json(capsys, "status", "s", "--dir", str(tmp_path))["processes"] is None  # a stale file
+
+
 # --- status -------------------------------------------------------------------------------------
 
 
@@ -254,229 +325,6 @@ def test_export_to_stdout_and_of_a_running_sweep(capsys, root):
     code, out, _ = verb(capsys, "export", "beta", "--dir", str(root), "--csv", "-")
     rows = list(csv.DictReader(io.StringIO(out)))
     assert code == 0 and [r["state"] for r in rows] == ["COMPLETE", "RUNNING", "RUNNING"]
-
-
-# --- the report on the parent run ---------------------------------------------------------------
-
-
-def test_finalize_does_nothing_without_tracking(capsys):
-    result = SimpleNamespace(tracking_uri=None, parent_run_id=None, study=None)
-    assert _report.finalize_sweep(SimpleNamespace(), result) is None
-    assert capsys.readouterr() == ("", "")
-
-
-def test_a_failing_report_is_a_warning_never_an_error(capsys, monkeypatch):
-    def broken(cfg, result):
-        raise RuntimeError("store on fire\nsecond line")
-
-    monkeypatch.setattr(_report, "write_report", broken)
-    _report.finalize_sweep(SimpleNamespace(), SimpleNamespace(tracking_uri="sqlite:///x.db", parent_run_id="p"))
-    assert capsys.readouterr().err == (
-        "sweeper: warning: could not write the end-of-sweep report: RuntimeError: store on fire\n"
-    )
-
-
-def test_plots_of_a_single_objective_sweep(tmp_path):
-    study = make_sweep(tmp_path, "plots", values=(0.1, 0.5, 0.4, 0.8, 0.3))
-    importances = _report.param_importances(study)
-    assert set(importances) == {"x", "y"}
-    written = _report.render_plots(study, tmp_path / "out", importances)
-    assert sorted(p.name for p in written) == [
-        "contour.png", "intermediate_values.png", "optimization_history.png", "parallel_coordinate.png",
-        "param_importances.png", "slice.png", "timeline.png",
-    ]
-    assert all(p.read_bytes()[:8] == PNG and p.stat().st_size > 5000 for p in written)
-
-
-def test_plots_of_a_multi_objective_sweep_include_the_pareto_front(tmp_path):
-    study = make_sweep(tmp_path, "mo", directions=("maximize", "minimize"),
-                       values=((1.0, 1.0), (2.0, 3.0), (0.5, 2.0), (3.0, 4.0)))
-    written = {p.name for p in _report.render_plots(study, tmp_path / "out", _report.param_importances(study))}
-    assert {"pareto_front.png", "param_importances.png", "parallel_coordinate.png", "timeline.png"} == written
-
-
-def test_one_complete_trial_gets_only_the_plots_that_mean_something(tmp_path, capsys):
-    study = make_sweep(tmp_path, "one", values=(0.5,), failed=1)
-    written = {p.name for p in _report.render_plots(study, tmp_path / "out")}
-    assert written == {"optimization_history.png", "timeline.png", "intermediate_values.png"}
-    assert capsys.readouterr().err == ""
-
-
-def test_a_plot_that_fails_is_left_out_with_a_warning(tmp_path, capsys, monkeypatch):
-    import optuna.visualization.matplotlib as vis
-
-    def broken(*args, **kwargs):
-        raise ValueError("cannot slice")
-
-    monkeypatch.setattr(vis, "plot_slice", broken)
-    written = {p.name for p in _report.render_plots(make_sweep(tmp_path, "s"), tmp_path / "out")}
-    assert "slice.png" not in written and {"contour.png", "optimization_history.png"} <= written
-    assert capsys.readouterr().err == "sweeper: warning: report: could not draw slice: ValueError: cannot slice\n"
-
-
-def test_interactive_plots_only_with_plotly(tmp_path):
-    import importlib.util
-
-    study = make_sweep(tmp_path, "html")
-    page = _report.render_html(study, tmp_path / "out")
-    if importlib.util.find_spec("plotly") is None:
-        assert page is None and not (tmp_path / "out").exists()  # no plotly, no page (and no error)
-    else:
-        assert page is not None and page.read_text().count("<script") >= 3  # one plotly.js, offline
-
-
-def test_plots_leave_the_hosts_matplotlib_settings_alone(tmp_path):
-    import matplotlib
-    import matplotlib.pyplot as plt
-
-    style = dict(matplotlib.rcParams)
-    backend = plt.get_backend()
-    _report.render_plots(make_sweep(tmp_path, "rc"), tmp_path / "out")
-    assert plt.get_backend() == backend
-    assert matplotlib.rcParams["axes.facecolor"] == style["axes.facecolor"]  # ggplot undone
-    assert plt.get_fignums() == []
-
-
-def test_the_importances_plot_shows_the_importances_it_is_given(tmp_path, monkeypatch):
-    """fANOVA runs once per report: render_plots plots the importances computed already."""
-    from optuna.importance import FanovaImportanceEvaluator
-
-    study = make_sweep(tmp_path, "once", values=(0.1, 0.5, 0.4, 0.8, 0.3))
-    importances = _report.param_importances(study)
-
-    def refit(*args, **kwargs):
-        raise AssertionError("fANOVA fitted a second time")
-
-    monkeypatch.setattr(FanovaImportanceEvaluator, "evaluate", refit)
-    written = {p.name for p in _report.render_plots(study, tmp_path / "out", importances)}
-    assert {"param_importances.png", "parallel_coordinate.png", "slice.png", "contour.png"} <= written
-
-
-@pytest.mark.skipif(sys.platform != "linux", reason="plots are drawn in a forked child only on Linux")
-def test_plots_are_drawn_by_a_forked_child_in_a_single_threaded_process(tmp_path):
-    """As the CLI's report does (it forks before mlflow is imported): the child draws every plot
-    render_plots would, computes the importances and writes the trials table for the parent, and
-    the parent gets a True from finish_plots (and its objects back for the garbage collector)."""
-    make_sweep(tmp_path, "fork", values=(0.1, 0.5, 0.4, 0.8, 0.3))
-    script = f"""
-import gc, json, sys, threading
-sys.path.insert(0, {str(Path(__file__).parent)!r})
-from pathlib import Path
-from test_results import make_sweep
-from sweeper.report import report as _report
-study = make_sweep(Path({str(tmp_path)!r}), "fork2", values=(0.1, 0.5, 0.4, 0.8, 0.3))
-assert threading.active_count() == 1
-ranked = Path({str(tmp_path / "importances.json")!r})
-assert _report._read_importances(ranked) is None
-table = Path({str(tmp_path / "trials.csv")!r})
-child = _report.start_plots(study, Path({str(tmp_path / "out")!r}), ranked, table_path=table)
-assert child is not None and child.pid is not None and gc.get_freeze_count() > 0
-print(_report.finish_plots(child), child.exitcode)
-assert gc.get_freeze_count() == 0
-assert _report._read_importances(ranked) == _report.param_importances(study)
-from sweeper import results as _results
-assert table.read_text() == _results.trials_frame(study).to_csv(index=False)
-"""
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
-    assert out.returncode == 0 and out.stdout.split() == ["True", "0"], out.stderr
-    assert out.stderr == ""
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "contour.png", "intermediate_values.png", "optimization_history.png", "parallel_coordinate.png",
-        "param_importances.png", "slice.png", "timeline.png",
-    ]
-    assert all(p.read_bytes()[:8] == PNG for p in (tmp_path / "out").iterdir())
-
-
-def test_no_fork_for_plots_while_another_thread_runs(tmp_path):
-    import threading
-
-    stop = threading.Event()
-    other = threading.Thread(target=stop.wait, daemon=True)
-    other.start()
-    try:
-        assert _report.start_plots(make_sweep(tmp_path, "threads"), tmp_path / "out") is None
-    finally:
-        stop.set()
-        other.join()
-
-
-def test_a_plot_child_that_fails_or_hangs_means_drawing_here():
-    import multiprocessing
-
-    context = multiprocessing.get_context("spawn")
-    failed = context.Process(target=sys.exit, args=(1,))
-    failed.start()
-    assert _report.finish_plots(failed) is False
-    hung = context.Process(target=time.sleep, args=(60,))
-    hung.start()
-    started = time.monotonic()
-    assert _report.finish_plots(hung, timeout_s=1.0) is False
-    assert not hung.is_alive() and time.monotonic() - started < 30
-
-
-@pytest.mark.parametrize("fmt", ["skops", "cloudpickle"])
-def test_best_model_of_a_tree_ensemble_loads_in_either_format(fmt, tmp_path, monkeypatch, tracking_uri, client, experiment):
-    """Forests hold types skops refuses by default: the report trusts the model's own types."""
-    import mlflow
-    import mlflow.sklearn
-    from sklearn.datasets import load_iris
-
-    monkeypatch.setattr(_report, "serialization_format", lambda: fmt)
-    study = optuna.create_study(direction="maximize")
-    study.add_trial(create_trial(state=TrialState.COMPLETE, value=0.9, params={"max_depth": 3},
-                                 distributions={"max_depth": optuna.distributions.IntDistribution(1, 5)}))
-    experiment_id = client.create_experiment(experiment, artifact_location=str(tmp_path / "artifacts"))
-    parent = client.create_run(experiment_id, run_name="sweep").info.run_id
-    child = client.create_run(experiment_id, tags={"mlflow.parentRunId": parent}).info.run_id
-    client.set_terminated(child, "FINISHED")
-    cfg = SimpleNamespace(model=SimpleNamespace(estimator="sklearn.ensemble.RandomForestClassifier",
-                                                params={"n_estimators": 5, "random_state": 0}))
-    result = SimpleNamespace(study=study, run_ids={0: child}, parent_run_id=parent, tracking_uri=tracking_uri)
-    X, y = load_iris(return_X_y=True)
-    logged = _report.log_best_model(client, cfg, result, X, y)
-    assert logged is not None and logged["format"] == fmt
-    assert client.get_run(child).info.status == "FINISHED"
-    mlflow.set_tracking_uri(tracking_uri)
-    try:
-        model = mlflow.sklearn.load_model(logged["model_uri"])
-    finally:
-        mlflow.set_tracking_uri(None)
-    assert model.max_depth == 3 and (model.predict(X) == y).mean() > 0.9
-    assert client.get_run(parent).data.tags[_report.BEST_MODEL_URI_TAG] == logged["model_uri"]
-
-
-def test_mlflows_requirement_check_is_skipped_only_for_a_moment():
-    """Our pip requirements are the installed versions, pinned: log_model need not map every
-    installed distribution to check them (the check is back afterwards)."""
-    import mlflow.pyfunc
-    from mlflow.utils import environment
-
-    originals = [m.warn_dependency_requirement_mismatches for m in (environment, mlflow.pyfunc)]
-    with _report._no_requirement_check():
-        for module, original in zip((environment, mlflow.pyfunc), originals):
-            assert module.warn_dependency_requirement_mismatches is not original
-            assert module.warn_dependency_requirement_mismatches(["scikit-learn==0.0.1"]) is None
-    assert [m.warn_dependency_requirement_mismatches for m in (environment, mlflow.pyfunc)] == originals
-
-
-def test_dataset_lineage_for_a_file_and_a_generator(tmp_path, client, experiment):
-    from sweeper.objectives.sklearn import load_dataset
-
-    (tmp_path / "train.csv").write_text("a,b,label\n1,2.5,x\n3,4.5,y\n5,6.5,x\n")
-    run_id = client.create_run(client.create_experiment(experiment, artifact_location=str(tmp_path / "a"))).info.run_id
-    file_spec = SimpleNamespace(file=str(tmp_path / "train.csv"), target="label", loader=None, kwargs={})
-    X, y = load_dataset({"file": file_spec.file, "target": "label", "loader": None, "kwargs": {}})
-    logged = _report.log_dataset(client, run_id, SimpleNamespace(data=file_spec), X, y)
-    assert logged["name"] == "train.csv" and logged["shape"] == [3, 2]
-    gen_spec = SimpleNamespace(file=None, target=None, loader="make_classification",
-                               kwargs={"n_samples": 40, "random_state": 0})
-    X, y = load_dataset({"loader": "make_classification", "kwargs": gen_spec.kwargs, "file": None, "target": None})
-    logged = _report.log_dataset(client, run_id, SimpleNamespace(data=gen_spec), X, y)
-    assert logged["name"] == "make_classification(n_samples=40, random_state=0)" and logged["shape"] == [40, 20]
-    inputs = {d.dataset.name: d.dataset for d in client.get_run(run_id).inputs.dataset_inputs}
-    assert set(inputs) == {"train.csv", "make_classification(n_samples=40, random_state=0)"}
-    assert str(tmp_path / "train.csv") in inputs["train.csv"].source
-    assert all(len(d.digest) >= 8 for d in inputs.values())
 
 
 # --- end to end: a real finished sweep ----------------------------------------------------------
@@ -603,7 +451,7 @@ def test_resuming_rewrites_the_report_and_keeps_one_best_model(grid_sweep, capsy
     assert [r.info.run_id for r in flagged] == [best_run_id]
     assert len(parent.inputs.dataset_inputs) == 1
     local = Path(client.download_artifacts(parent_id, "trials.csv", str(tmp_path)))
-    assert len(list(csv.DictReader(local.open()))) == 6
+    assert len(list(csv.DictReader(local.open()))) == 6, done.stderr
     best = verb_json(capsys, "best", "digits_svc_grid", "--dir", str(grid_sweep.cwd / ".sweeper"))
     assert best["best"]["number"] == study.best_trial.number
     assert best["model_uri"] == parent.data.tags[_report.BEST_MODEL_URI_TAG]
@@ -695,10 +543,10 @@ def test_ui_points_at_the_sweeps_own_store_and_experiment(tmp_path):
         "parent_run": "http://127.0.0.1:5000/#/experiments/7/runs/parent0001?workflowType=machine_learning",
     }
     assert _ui.resolve_target("alpha", str(tmp_path), "sqlite:////other.db").tracking_uri == "sqlite:////other.db"
-    assert _ui.server_command("sqlite:////x.db", "127.0.0.1", 5001)[1:] == [
-        "-m", "mlflow", "server", "--backend-store-uri", "sqlite:////x.db", "--host", "127.0.0.1",
-        "--port", "5001", "--workers", "1",
+    assert _ui.server_command("127.0.0.1", 5001)[1:] == [  # the store goes by environment, never argv
+        "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", "5001", "--workers", "1",
     ]
+    assert _ui.server_env("sqlite:////x.db")["MLFLOW_BACKEND_STORE_URI"] == "sqlite:////x.db"
 
 
 def test_ui_on_a_missing_store_or_sweep_is_one_line_exit_2(capsys, tmp_path):
