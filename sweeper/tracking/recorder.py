@@ -265,8 +265,9 @@ class MlflowRecorder:
                 self._closed = True
 
     def _fail(self, error: str) -> None:
+        """The store could not be opened: ``wait_ready`` raises it (the sweep stops, or with
+        ``tracking.required: false`` warns once); from then on records go to the spool."""
         self._open_error = error
-        self.failures.append(f"could not open MLflow store {redact_uri(self.uri)}: {error}")
         self._writer.close()
 
     def _writer_lost(self, *, during_close: bool) -> None:

@@ -17,6 +17,8 @@ fails after retries is retried at close, then spooled and reported.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import sqlite3
@@ -44,6 +46,8 @@ MAX_BATCH = 200
 PROGRESS_INTERVAL_S = 1.0
 #: Pauses between the attempts at one write (then it waits for close, then the spool).
 RETRY_DELAYS_S = (0.2, 0.8)
+#: How long a writer waits for the writer of a killed coordinator of the same sweep to finish.
+WRITER_LOCK_WAIT_S = 120.0
 _log = logging.getLogger("sweeper")
 
 
@@ -61,8 +65,10 @@ class _Item:
 def open_store(uri: str, direct_sqlite: bool) -> Store:
     """The direct path for a SQLite store at a verified revision, else MLflow's client."""
     path = sqlite_path(uri)
-    if path is not None and not os.path.exists(path):
-        _template.ensure_template()  # once per MLflow version (imports mlflow): the new store is a copy
+    if path is not None:
+        check_sqlite_file(path)
+        if not os.path.exists(path):
+            _template.ensure_template()  # once per MLflow version (imports mlflow): the new store is a copy
     if direct_sqlite:
         store = SqliteStore.open(uri)
         if store is not None:
@@ -71,9 +77,29 @@ def open_store(uri: str, direct_sqlite: bool) -> Store:
 
 
 def describe(exc: BaseException) -> str:
-    """An error for people: whole (MLflow's remedy included), credentials masked."""
-    text = redact_uri(str(exc)).strip() or type(exc).__name__
-    return text if text.startswith(type(exc).__name__) else f"{type(exc).__name__}: {text}"
+    """An error for people, on one line: whole (MLflow's remedy included), credentials masked."""
+    text = " ".join(line.strip() for line in redact_uri(str(exc)).splitlines() if line.strip())
+    if not text:
+        return type(exc).__name__
+    return text if text.startswith(type(exc).__name__) or isinstance(exc, StoreProblem) else \
+        f"{type(exc).__name__}: {text}"
+
+
+class StoreProblem(Exception):
+    """A store that cannot be used, said in sweeper's words (with what to do)."""
+
+
+def check_sqlite_file(path: str) -> None:
+    """An existing file at a SQLite store's path must be a SQLite database: MLflow's own error
+    for one that is not is three lines of SQL."""
+    if not os.path.exists(path):
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            db.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise StoreProblem(f"{path} is not a readable SQLite database ({exc}); move it away, or give the "
+                           "sweep another store (tracking.uri, --tracking-uri or MLFLOW_TRACKING_URI)") from None
 
 
 class Writer:
@@ -99,6 +125,7 @@ class Writer:
         self._deferred: dict[int, tuple[_Item, str]] = {}  # failed after retries: (item, last error)
         self._new_ids: dict[int, str] = {}
         self._done: list[int] = []
+        self._lock_fd: int | None = None
 
     # --- open -------------------------------------------------------------------------------------
 
@@ -106,14 +133,14 @@ class Writer:
         try:
             repaired = self._open()
         except Exception as exc:  # noqa: BLE001 - reported as one error, whole
-            if self.store is not None:
-                self.store.close()
+            self._release()
             return Opened(None, None, error=describe(exc), store=self.store.kind if self.store else "")
         assert self.store is not None
         return Opened(self.parent_run_id, self.experiment_id, None, dict(self.runs), tuple(repaired), self.store.kind)
 
     def _open(self) -> list[str]:
         spec = self.spec
+        self._hold_writer_lock()
         self.store = open_store(spec.uri, spec.direct_sqlite)
         location = artifact_location(spec.uri, spec.experiment)
         # "custom_model_development" makes MLflow 3's UI open the runs table, not its GenAI view
@@ -125,6 +152,30 @@ class Writer:
         found = self._direct_or_client(lambda store: self._parent(store, repaired))
         self._reconcile(found, repaired)
         return repaired
+
+    def _hold_writer_lock(self) -> None:
+        """One writer per sweep at a time, for as long as its process lives: the writer of a
+        coordinator that was killed writes what it had and exits, and the next one waits for
+        that before it looks for the parent run (else both could make one)."""
+        if self.spec.spool_path is None:
+            return
+        directory = os.path.dirname(os.path.abspath(self.spec.spool_path))
+        os.makedirs(directory, exist_ok=True)
+        fd = os.open(os.path.join(directory, "writer.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = self._clock() + WRITER_LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if self._clock() > deadline:
+                    os.close(fd)
+                    raise StoreProblem(
+                        f"another MLflow writer of this sweep is still writing after {WRITER_LOCK_WAIT_S:.0f}s "
+                        f"(it holds {directory}/writer.lock); wait for it to finish, or stop it, and run again"
+                    ) from None
+                time.sleep(0.05)
+        self._lock_fd = fd  # released when this process ends, however it ends
 
     def _direct_or_client(self, step: Callable[[Store], Any]) -> Any:
         assert self.store is not None
@@ -313,9 +364,15 @@ class Writer:
                                                                  tags=dict(tags)))
             self._must("end parent run", RunWrite(self.parent_run_id, self.spec.run_name, self.spec.start_ms,
                                                   frame.status, now_ms(), tags=dict(frame.tags)))
+        self._release()
+        return Closed(tuple(self.failures), dict(self.assigned))
+
+    def _release(self) -> None:
         if self.store is not None:
             self.store.close()
-        return Closed(tuple(self.failures), dict(self.assigned))
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     # --- writing ----------------------------------------------------------------------------------
 
