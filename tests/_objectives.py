@@ -272,24 +272,34 @@ class ExitOnLoad:
         return (os._exit, (3,))
 
 
-def starts_processes(trial, marker="", n_jobs=2):
-    """What objectives start: a joblib/loky pool (cross_val_score with n_jobs), a plain
-    subprocess, a multiprocessing child; each carries ``MARKER_VARIABLE=marker``."""
+def starts_processes(trial, marker="", pool="sklearn", then="return"):
+    """What objectives start, each process carrying ``MARKER_VARIABLE=marker``: a joblib/loky
+    pool (``cross_val_score(..., n_jobs=2)``, or a bare ``joblib.Parallel``), a plain
+    subprocess and a multiprocessing child. ``then``: "return", "hang" or "die" after that."""
     import multiprocessing
     import subprocess
 
-    from sklearn.datasets import load_iris
-    from sklearn.model_selection import cross_val_score
-    from sklearn.tree import DecisionTreeClassifier
+    import joblib
 
     os.environ[MARKER_VARIABLE] = marker  # inherited by everything started from here on
-    X, y = load_iris(return_X_y=True)
     depth = trial.suggest_int("max_depth", 1, 4)
-    score = cross_val_score(DecisionTreeClassifier(max_depth=depth, random_state=0), X, y, cv=3, n_jobs=n_jobs).mean()
+    if pool == "sklearn":
+        from sklearn.datasets import load_iris
+        from sklearn.model_selection import cross_val_score
+        from sklearn.tree import DecisionTreeClassifier
+
+        X, y = load_iris(return_X_y=True)
+        model = DecisionTreeClassifier(max_depth=depth, random_state=0)
+        score = float(cross_val_score(model, X, y, cv=3, n_jobs=2).mean())
+    else:
+        score = float(sum(joblib.Parallel(n_jobs=2)(joblib.delayed(abs)(-i) for i in range(4))))
     subprocess.Popen(["sleep", "600"])
-    child = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(600,))
-    child.start()
-    return float(score)
+    multiprocessing.get_context("spawn").Process(target=time.sleep, args=(600,)).start()
+    if then == "hang":
+        time.sleep(600)
+    elif then == "die":
+        os._exit(9)
+    return score
 
 
 def nested_share(trial):

@@ -41,9 +41,10 @@ def core_share(n_workers: int) -> int:
 
 
 def worker_environment(n_workers: int, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
-    """The variables each worker sets at start: the share, for every one the user did not set."""
+    """The variables each worker sets at start: the share, or the user's value where ``environ``
+    (the coordinator's) has one (a forkserver started earlier may not have it)."""
     share = str(core_share(n_workers))
-    return {name: share for name in (JOBS_VARIABLE, *THREAD_VARIABLES) if name not in environ}
+    return {name: environ.get(name) or share for name in (JOBS_VARIABLE, *THREAD_VARIABLES)}
 
 
 def apply_worker_environment(env: Mapping[str, str]) -> None:
