@@ -46,6 +46,8 @@ class ClientStore:
             # the writer retries itself and keeps what still fails. Explicit settings win.
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+            # no "View run <url>" line per run (credentials included), nor the get_run behind it
+            os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         from mlflow import MlflowClient
 
         client = MlflowClient(tracking_uri=uri)
