@@ -59,16 +59,26 @@ def optimize(
     capture_output: bool = True,
     max_trials_per_worker: int | None = None,
     max_worker_memory_mb: int | None = None,
+    show_progress_bar: bool = False,
 ) -> Any:
     """Run ``objective(trial)`` in worker processes and return the ``optuna.Study``.
 
     The same call as ``optuna.create_study(...).optimize(objective, n_trials=...)``, but each
     trial runs in its own worker process (true parallelism for CPU-bound trials, crash
-    isolation), and every trial is a nested MLflow run under one parent run per sweep.
+    isolation), and every trial is a nested MLflow run under one parent run per sweep. Like
+    Optuna, it logs one line per finished trial (the ``sweeper`` logger, INFO, on stderr unless
+    logging is configured; ``logging.getLogger("sweeper").setLevel(logging.WARNING)`` silences it).
 
     Args:
-        objective: ``objective(trial) -> float | Sequence[float]``, or its import path
-            ``"pkg.mod:fn"``.
+        objective: ``objective(trial) -> float | Sequence[float]``: a function, a callable
+            instance, a ``functools.partial``, a lambda or a closure, from a module, a script, a
+            notebook or ``python -c``; or an import path ``"pkg.mod:fn"``. A module-level
+            function of an importable module is sent by reference (each worker imports it);
+            anything else by value, pickled once here with cloudpickle and unpickled once per
+            worker (what it holds is copied into each worker: share large arrays with
+            ``sweeper.share``). Workers never run your script again, so a script calling
+            ``optimize`` needs no ``if __name__ == "__main__":`` guard (unless
+            ``objective_kwargs`` hold objects of classes the script defines).
         n_trials: trials to run (``None``: until ``timeout``).
         n_jobs: worker processes (default: the cores available to this process).
         direction / directions: as in Optuna; ``directions`` for multi-objective.
@@ -89,6 +99,8 @@ def optimize(
             (not in ``in_process`` mode).
         max_trials_per_worker / max_worker_memory_mb: recycle a worker process after this
             many trials, or after a trial that left it bigger than this.
+        show_progress_bar: a live bar (tqdm: a widget in Jupyter, text in a terminal) over
+            ``n_trials`` (or the seconds of ``timeout``), with the best value so far.
 
     Returns:
         The study; ``study.user_attrs["mlflow_parent_run_id"]`` names the parent run.
@@ -103,6 +115,7 @@ def optimize(
         >>> study = sweeper.optimize(objective, n_trials=20, n_jobs=2)
     """
     from .config import options_from_kwargs
+    from .progress import TrialProgress
     from .sweep import Sweep, SweepSpec
 
     given: dict[str, Any] = {
@@ -112,6 +125,7 @@ def optimize(
         "metric_names": list(metric_names) if metric_names is not None else None,
         "max_retries": max_retries, "retry_exceptions": retry_exceptions, "capture_output": capture_output,
         "max_trials_per_worker": max_trials_per_worker, "max_worker_memory_mb": max_worker_memory_mb,
+        "show_progress_bar": show_progress_bar,
         "sampler": sampler if isinstance(sampler, str) else None,
         "tracking": {k: v for k, v in (("uri", tracking_uri), ("experiment", experiment or study_name)) if v},
     }
@@ -121,14 +135,18 @@ def optimize(
     config = options_from_kwargs(values)
     if n_trials is None and timeout is None:
         raise SweeperError("sweeper.optimize(): give n_trials or timeout, or the sweep would never end")
+    progress = TrialProgress(n_trials=n_trials, timeout_s=timeout, show_bar=config.show_progress_bar,
+                             metric_names=metric_names)
     spec = SweepSpec(
         config=config, objective=objective, objective_kwargs=objective_kwargs,
         sampler=None if sampler is None or isinstance(sampler, str) else sampler,
         pruner=pruner if pruner is not None else "median",  # Optuna's default, as optuna.create_study
         storage=storage, journal=False, load_if_exists=load_if_exists, in_process=in_process,
         start_method=start_method, track=track, report=False, callbacks=tuple(callbacks or ()),
+        on_trial_finished=progress,
     )
-    result = Sweep(spec).run()
+    with progress:
+        result = Sweep(spec).run()
     if result.summary.signal == signal.SIGINT:
         raise KeyboardInterrupt
     return result.study
