@@ -60,6 +60,26 @@ def forget_active_mlflow_run() -> None:
         fluent._active_run_stack.get().clear()
 
 
+# --- multiprocessing (the standard library) --------------------------------------------------------
+# multiprocessing puts its sockets (the forkserver's, a Manager's) in a ``pymp-*`` directory it
+# makes in the system temp directory on first need, and removes it only when the process exits
+# cleanly: a SIGKILLed coordinator leaves it behind. There is no public way to choose it.
+
+
+def use_multiprocessing_temp_dir(path: str) -> bool:
+    """Reason: the directory is cached per process in ``current_process()._config["tempdir"]``
+    (``multiprocessing.util.get_temp_dir``), which child processes inherit. Make it ``path``
+    unless this process already has one (a host's own multiprocessing use is left alone);
+    True when it was set."""
+    from multiprocessing import process
+
+    config = process.current_process()._config  # type: ignore[attr-defined]
+    if config.get("tempdir"):
+        return False
+    config["tempdir"] = path
+    return True
+
+
 # --- scikit-learn (config checks) -----------------------------------------------------------------
 # scikit-learn declares what each estimator parameter, and each argument of a validated function
 # such as make_classification, accepts, and checks it at fit/call time. Reading the declarations
@@ -104,3 +124,36 @@ def unmet_constraint(constraints: Any, value: Any) -> tuple[str, tuple[str, ...]
     accepted = texts[0] if len(texts) == 1 else ", ".join(texts[:-1]) + f" or {texts[-1]}"
     words = sorted({o for c in shown if isinstance(c, StrOptions) for o in c.options if isinstance(o, str)})
     return accepted, tuple(words)
+
+
+# --- Dask distributed (the Dask backend, ``sweeper.workers.dask``) --------------------------------
+# A Dask worker that dies mid-trial must be reported with why it died ("exited (code 7)", "killed
+# by SIGKILL"), as a local worker is; only its nanny knows the exit code, and it tells no one.
+# A serve task must notice that the coordinator that wanted it is gone (its client released the
+# task) to end a trial nobody waits for; a running task is not told.
+
+
+def on_dask_worker_exit(nanny: Any, callback: Any) -> None:
+    """Reason: ``distributed.Nanny`` hands its worker process's exit code only to its private
+    ``_on_worker_exit_sync`` (which restarts the worker), through the ``on_exit`` attribute of
+    its ``WorkerProcess``. Call ``callback(exitcode)`` first, for the process running now and
+    for every later one (the nanny makes its ``WorkerProcess`` once and restarts through it)."""
+    original = nanny._on_worker_exit_sync
+
+    def hook(exitcode: int) -> None:
+        try:
+            callback(exitcode)
+        finally:
+            original(exitcode)
+
+    nanny._on_worker_exit_sync = hook
+    if nanny.process is not None:
+        nanny.process.on_exit = hook
+
+
+def dask_task_wanted(worker: Any, key: Any) -> bool:
+    """Reason: a running task is not told when every client that wanted it is gone (a killed
+    coordinator); the worker's state machine (``Worker.state.tasks``, documented but not a
+    stable API) then moves it to ``cancelled``. True while the task ``key`` is still wanted."""
+    task = worker.state.tasks.get(key)
+    return task is not None and task.state in ("executing", "long-running", "resumed")

@@ -96,6 +96,10 @@ class Sweep:
         if spec.objective is None:
             extend_import_path(cfg)
         objective_ref = self._objective_ref()
+        if not spec.in_process:
+            from ._tempdirs import claim_multiprocessing_temp_dir
+
+            claim_multiprocessing_temp_dir()  # its sockets where a killed sweep's next run removes them
         backend = self._backend()
         if spec.objective is None:
             from .config import check_config
@@ -376,8 +380,11 @@ class Sweep:
                 "workers": {str(slot): {"host": w.host, "pid": w.pid} for slot, w in sorted(workers.items())},
             }
             temporary = path.with_name(path.name + ".tmp")
-            temporary.write_text(json.dumps(data))
-            os.replace(temporary, path)
+            try:
+                temporary.write_text(json.dumps(data))
+                os.replace(temporary, path)
+            except OSError:  # a full disk: the list is for people, the sweep goes on (the journal says why it cannot)
+                logger.debug("could not write %s", path, exc_info=True)
 
         return write
 

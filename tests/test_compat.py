@@ -105,3 +105,71 @@ def test_unmet_constraint():
     assert _compat.unmet_constraint(n_samples, 1000) is None
     assert _compat.unmet_constraint(["no such kind of constraint"], 1) is None  # cannot judge: silent
     assert _compat.unmet_constraint("no_validation", object()) is None
+
+
+def test_use_multiprocessing_temp_dir(tmp_path):
+    import subprocess
+    import sys
+
+    code = f"""
+import multiprocessing.util
+from sweeper import _compat
+assert _compat.use_multiprocessing_temp_dir({str(tmp_path)!r})
+assert not _compat.use_multiprocessing_temp_dir("/elsewhere")  # already chosen: left alone
+assert multiprocessing.util.get_temp_dir() == {str(tmp_path)!r}
+"""
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def _dask_cluster():
+    import pytest
+
+    distributed = pytest.importorskip("distributed")
+    return distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                                    host="127.0.0.1")
+
+
+def test_on_dask_worker_exit():
+    import queue
+
+    from distributed import Client, NannyPlugin
+
+    class Notes(NannyPlugin):
+        def setup(self, nanny):
+            _compat.on_dask_worker_exit(nanny, lambda code: nanny.log_event("compat-exit", {"exitcode": code}))
+
+    codes: queue.Queue = queue.Queue()
+    with _dask_cluster() as cluster, Client(cluster) as client:
+        client.subscribe_topic("compat-exit", lambda event: codes.put(event[1]["exitcode"]))
+        client.register_plugin(Notes(), name="compat-exit-notes")
+        client.submit(__import__("os")._exit, 7, pure=False)
+        assert codes.get(timeout=30) == 7  # the nanny's own restart still happens
+        client.wait_for_workers(1, timeout=30)
+        assert client.submit(abs, -2, pure=False).result(timeout=30) == 2
+
+
+def test_dask_task_wanted():
+    import time
+
+    from distributed import Client, Variable
+
+    def watch() -> None:
+        from distributed import get_worker
+
+        worker = get_worker()
+        key = worker.get_current_task()
+        Variable("compat-wanted").set(_compat.dask_task_wanted(worker, key))
+        deadline = time.monotonic() + 30
+        while _compat.dask_task_wanted(worker, key) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        Variable("compat-wanted").set(_compat.dask_task_wanted(worker, key))
+
+    with _dask_cluster() as cluster, Client(cluster) as client:
+        wanted = Variable("compat-wanted", client=client)
+        future = client.submit(watch, pure=False)
+        assert wanted.get(timeout=30) is True
+        future.release()  # no client wants it any more: the worker cancels it
+        deadline = time.monotonic() + 30
+        while wanted.get(timeout=30) is not False and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert wanted.get(timeout=30) is False

@@ -22,7 +22,7 @@ from typing import Any
 
 from .. import _compat
 from ..config.space import suggest_from_json, suggest_on
-from ..errors import BackendError
+from ..errors import BackendError, SweeperError
 from ..workers.backend import Backend
 from ..workers.messages import (
     Artifact,
@@ -600,6 +600,8 @@ class Coordinator:
         if self._running:  # an exception escaped the loop: nothing may stay RUNNING
             try:
                 self._fail_all_running("interrupted", "sweep ended abnormally")
+            except SweeperError as exc:  # the study cannot be written (a full disk): said once, by the caller
+                logger.debug("could not record running trials as failed: %s", exc)
             except Exception:  # noqa: BLE001
                 logger.exception("could not record running trials as failed")
         self._notify()

@@ -143,7 +143,10 @@ def journal_storage(directory: Path, *, owner: bool = False) -> Any:
     journal = directory / JOURNAL
     if not owner:
         return optuna.storages.JournalStorage(journal_backend(journal))
-    Path(f"{journal}.lock").unlink(missing_ok=True)
+    try:
+        Path(f"{journal}.lock").unlink(missing_ok=True)
+    except OSError as exc:
+        raise JournalWriteError(str(journal), exc) from None
     torn = prepare_for_writing(journal)
     if torn is not None:
         logger.warning("the study journal %s ended in a torn line (%d bytes: a write the disk did not "
