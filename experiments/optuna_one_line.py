@@ -19,8 +19,9 @@ Run it:
     python experiments/optuna_one_line.py --plain-optuna     # the "before", for comparison
     mlflow ui --backend-store-uri sqlite:///mlflow.db       # then open experiment "optuna-one-line"
 
-Keep the ``if __name__ == "__main__":`` guard: worker processes import this file to find
-``objective``, and the guard stops them from starting a sweep of their own.
+Worker processes do not import this file: ``objective`` (and the cached ``load_data`` it
+calls) reach them by value, pickled once. The ``if __name__ == "__main__":`` guard is there so
+the file can be imported, not because workers need it.
 """
 
 from __future__ import annotations

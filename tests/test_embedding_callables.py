@@ -195,3 +195,39 @@ def test_objective_kwargs_holding_a_class_from_the_script_still_reach_workers(tm
     done = run_python([str(script)], cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "RESULT ['COMPLETE', 'COMPLETE']" in done.stdout
+
+
+def test_a_cached_loader_in_main_goes_by_value_and_a_name_into_main_is_refused_clearly(tmp_path):
+    """``@functools.lru_cache`` loaders in a script are pickled by name (cloudpickle's way);
+    workers do not import ``__main__``, so each gets the function by value with a cache of its
+    own. Anything else that would travel as a name into ``__main__`` is one clear error."""
+    done = run_python(["-c", textwrap.dedent("""
+        import functools, os
+        import sweeper
+
+        @functools.lru_cache(maxsize=1)
+        def load_data():
+            return os.getpid()
+
+        def objective(trial):
+            trial.suggest_float("x", 0, 1)
+            return float(load_data())  # the worker's own pid: cached in the worker
+
+        study = sweeper.optimize(objective, n_trials=4, n_jobs=2, track=False)
+        print("PIDS", sorted({int(t.value) for t in study.trials} - {os.getpid()}), flush=True)
+
+        class Token:
+            def __reduce__(self):
+                return "TOKEN"
+
+        TOKEN = Token()
+        try:
+            sweeper.optimize(lambda trial: TOKEN and 0.0, n_trials=1, track=False)
+        except sweeper.SweeperError as exc:
+            print("REFUSED", exc, flush=True)
+    """)], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "PIDS [" in done.stdout and "PIDS []" not in done.stdout
+    assert ("REFUSED the objective __main__:<lambda> cannot be sent to the worker processes: pickling fails at "
+            "objective -> global 'TOKEN', a __main__.Token (PicklingError: __main__.TOKEN is sent by name, "
+            "and workers do not import __main__)") in done.stdout

@@ -146,6 +146,15 @@ def _pickler_class() -> Any:
             handle = handle_of(obj)
             if handle is not None:
                 return attach, (handle,)
+            if isinstance(obj, functools._lru_cache_wrapper) and _in_main(obj):
+                # pickled by name (``__main__.load_data``), which a worker cannot import: send
+                # the function by value and cache it anew in each worker instead
+                return lru_cached, (obj.__wrapped__, obj.cache_parameters())
+            if _in_main(obj) and not isinstance(obj, (type, types.FunctionType)):
+                reduced = obj.__reduce_ex__(self.proto)
+                if isinstance(reduced, str):  # a reference by name into __main__
+                    raise pickle.PicklingError(
+                        f"__main__.{reduced} is sent by name, and workers do not import __main__")
             return super().reducer_override(obj)
 
         def persistent_id(self, obj: Any) -> None:
@@ -156,6 +165,18 @@ def _pickler_class() -> Any:
             return None
 
     return Pickler
+
+
+def lru_cached(function: Callable[..., Any], parameters: dict[str, Any]) -> Callable[..., Any]:
+    """In a worker: ``functools.lru_cache(**parameters)(function)``, a cache of its own."""
+    return functools.lru_cache(maxsize=parameters.get("maxsize"), typed=bool(parameters.get("typed")))(function)
+
+
+def _in_main(obj: Any) -> bool:
+    try:
+        return getattr(obj, "__module__", None) == "__main__"
+    except Exception:  # noqa: BLE001 - an object whose attribute lookup fails is not ours to judge
+        return False
 
 
 def _preloadable(module: str) -> bool:
