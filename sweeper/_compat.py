@@ -46,6 +46,16 @@ def stored_trial(study: Any, trial: Any) -> Any:
     return study._storage.get_trial(trial._trial_id)
 
 
+def best_ties_to_first_told(study: Any) -> bool:
+    """Reason: which of several trials with the best value ``study.best_trial`` names depends on
+    the storage, and a study does not say publicly which one it has (``study._storage``):
+    ``InMemoryStorage`` keeps the first one told (it moves its best only on a strictly better
+    value); journal and database storages take the lowest trial. True for the first kind."""
+    from optuna.storages import InMemoryStorage
+
+    return isinstance(study._storage, InMemoryStorage)
+
+
 # --- MLflow -------------------------------------------------------------------------------------
 
 

@@ -173,3 +173,17 @@ def test_dask_task_wanted():
         while wanted.get(timeout=30) is not False and time.monotonic() < deadline:
             time.sleep(0.02)
         assert wanted.get(timeout=30) is False
+
+
+def test_best_ties_to_first_told(tmp_path):
+    import optuna
+
+    from sweeper.engine.study import journal_storage
+
+    for storage, first_told in ((None, True), (journal_storage(tmp_path), False)):
+        study = optuna.create_study(storage=storage, study_name="ties")
+        later, earlier = study.ask(), study.ask()  # numbers 0 and 1
+        study.tell(earlier, 1.0)  # #1 is told first
+        study.tell(later, 1.0)
+        assert _compat.best_ties_to_first_told(study) is first_told
+        assert study.best_trial.number == (1 if first_told else 0)  # the behaviour it stands for

@@ -57,7 +57,8 @@ def is_sweeper_attr(key: str) -> bool:
 @dataclass
 class Totals:
     """A sweep's counts over every session, and its best trial (single objective: Optuna's
-    ``best_trial``, ties to the lower trial number, as Optuna breaks them)."""
+    ``best_trial``, ties broken as the study's storage breaks them: to the lower trial number
+    on a journal or a database, to the first told in memory -- ``ties_to_first_told``)."""
 
     complete: int = 0
     pruned: int = 0
@@ -66,6 +67,7 @@ class Totals:
     best_trial: int | None = None
     best_value: float | None = None
     best_params: dict[str, Any] = field(default_factory=dict)
+    ties_to_first_told: bool = False
 
     @property
     def finished(self) -> int:
@@ -87,23 +89,36 @@ class Totals:
         if state == "COMPLETE" and len(maximize) == 1 and trial.values:
             value = float(trial.values[0])
             if self.best_value is None or self.best_trial is None or _better(
-                value, trial.number, self.best_value, self.best_trial, maximize[0]
+                value, trial.number, self.best_value, self.best_trial, maximize[0], self.ties_to_first_told
             ):
                 self.best_trial, self.best_value, self.best_params = trial.number, value, dict(trial.params)
 
     @classmethod
-    def of(cls, trials: Iterable[Any], maximize: Sequence[bool]) -> Totals:
-        totals = cls()
+    def of(cls, trials: Iterable[Any], maximize: Sequence[bool], *, ties_to_first_told: bool = False) -> Totals:
+        totals = cls(ties_to_first_told=ties_to_first_told)
         for trial in trials:
             totals.add(trial, maximize)
         return totals
 
+    @classmethod
+    def of_study(cls, study: Any) -> Totals:
+        """The totals of ``study`` as it is, its best trial exactly Optuna's ``study.best_trial``
+        (trials told before now may have been told in any order), and later trials counted
+        with its storage's tie-break."""
+        totals = cls.of(study.get_trials(deepcopy=False), directions_maximize(study),
+                        ties_to_first_told=_compat.best_ties_to_first_told(study))
+        if len(study.directions) == 1 and totals.best_trial is not None:
+            best = study.best_trial
+            totals.best_trial, totals.best_value, totals.best_params = best.number, float(best.value), dict(best.params)
+        return totals
 
-def _better(value: float, number: int, best_value: float, best_number: int, maximize: bool) -> bool:
+
+def _better(value: float, number: int, best_value: float, best_number: int, maximize: bool,
+            ties_to_first_told: bool = False) -> bool:
     if math.isnan(value):
         return False
     if value == best_value:
-        return number < best_number
+        return not ties_to_first_told and number < best_number
     return value > best_value if maximize else value < best_value
 
 
@@ -345,7 +360,7 @@ def resume(study: Any) -> Resumed:
         if trial.user_attrs.get(RESUMED_ATTR) is None:  # queued again once, not forever
             study.enqueue_trial(trial.params, user_attrs={RESUMED_ATTR: trial.number})
         requeued.append(trial.number)
-    return Resumed(Totals.of(study.get_trials(deepcopy=False), directions_maximize(study)), requeued)
+    return Resumed(Totals.of_study(study), requeued)
 
 
 def record_of(study: Any, trial: Any) -> TrialRecord:
