@@ -142,7 +142,10 @@ def hang_once(trial, marker=None):
 
 
 def hang_ignoring_sigterm(trial):
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # Only a process's main thread may set a handler: a Dask worker runs trials in another
+    # thread, where this objective can only hang (SIGTERM then ends the whole worker process).
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     time.sleep(3600)
 
 

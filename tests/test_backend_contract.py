@@ -46,6 +46,9 @@ BACKENDS: dict[str, tuple[Callable[..., Backend], bool]] = {
     "local-forkserver": (lambda objectives=None: LocalBackend("forkserver", objectives=objectives), True),
     "local-spawn": (lambda objectives=None: LocalBackend("spawn", objectives=objectives), True),
     "inline": (lambda objectives=None: InlineBackend(objectives), False),
+    # a LocalCluster of 2 one-thread worker processes (dask imported only when it runs)
+    "dask-local": (lambda objectives=None: __import__("sweeper.workers.dask", fromlist=["*"]).backend_for_cluster(
+        "local:2", objectives=objectives), True),
 }
 #: Longest a cancelled worker's loss may take past its grace period.
 CANCEL_BOUND_S = 5.0
