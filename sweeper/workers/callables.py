@@ -158,10 +158,14 @@ def _pickler_class() -> Any:
             return super().reducer_override(obj)
 
         def persistent_id(self, obj: Any) -> None:
-            if isinstance(obj, (type, types.FunctionType, types.BuiltinFunctionType)):
+            if isinstance(obj, types.ModuleType):  # a module the objective uses (sklearn.svm)
+                module: Any = obj.__name__
+            elif isinstance(obj, (type, types.FunctionType, types.BuiltinFunctionType)):
                 module = getattr(obj, "__module__", None)
-                if isinstance(module, str) and _preloadable(module):
-                    self.modules.add(module)
+            else:
+                return None
+            if isinstance(module, str) and _preloadable(module):
+                self.modules.add(module)
             return None
 
     return Pickler
