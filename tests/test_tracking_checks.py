@@ -53,6 +53,16 @@ def test_a_corrupted_store_stops_the_sweep_before_any_trial_with_one_line(tmp_pa
     assert trials_of(tmp_path) == []
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc, which takes no new file")
+def test_a_store_in_a_directory_that_takes_no_file_stops_the_sweep_with_one_line(tmp_path):
+    out = sweep(tmp_path, "--tracking-uri", "sqlite:////proc/mlflow.db")
+    assert out.returncode == 2
+    [line] = out.stderr.strip().splitlines()
+    assert line.startswith("sweeper: error: could not open MLflow store sqlite:////proc/mlflow.db: cannot make the "
+                           "store /proc/mlflow.db: /proc does not take new files (")
+    assert trials_of(tmp_path) == []
+
+
 def test_a_name_mlflow_would_refuse_is_a_config_error_naming_the_rule(tmp_path):
     out = sweep(tmp_path, name='"lr@1"')
     assert out.returncode == 2

@@ -18,10 +18,10 @@ fails after retries is retried at close, then spooled and reported.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import sqlite3
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -90,9 +90,17 @@ class StoreProblem(Exception):
 
 
 def check_sqlite_file(path: str) -> None:
-    """An existing file at a SQLite store's path must be a SQLite database: MLflow's own error
-    for one that is not is three lines of SQL."""
+    """A SQLite store's file must be a SQLite database, or its directory must take a new one:
+    MLflow's own errors for these are lines of SQL."""
     if not os.path.exists(path):
+        directory = os.path.dirname(os.path.abspath(path))
+        try:  # a new store: its directory must take files (the database, its journal, artifacts)
+            with tempfile.NamedTemporaryFile(dir=directory, prefix=".sweeper-probe-"):
+                pass
+        except OSError as exc:
+            raise StoreProblem(f"cannot make the store {path}: {directory} does not take new files "
+                               f"({exc.strerror or exc}); give the sweep a store in a writable directory "
+                               "(tracking.uri, --tracking-uri or MLFLOW_TRACKING_URI)") from None
         return
     try:
         with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
@@ -159,6 +167,8 @@ class Writer:
         that before it looks for the parent run (else both could make one)."""
         if self.spec.spool_path is None:
             return
+        import fcntl  # POSIX, as the sweep's own lock
+
         directory = os.path.dirname(os.path.abspath(self.spec.spool_path))
         os.makedirs(directory, exist_ok=True)
         fd = os.open(os.path.join(directory, "writer.lock"), os.O_RDWR | os.O_CREAT, 0o644)
