@@ -37,3 +37,17 @@ def test_receive_returns_batched_messages_one_by_one():
         assert backend.receive(0.05) is None
     finally:
         backend.close()
+
+
+def test_the_forkserver_preloads_the_module_workers_start_in():
+    """The preload names the worker module (renamed, the forkserver would skip it silently and
+    every worker would import it cold)."""
+    import importlib
+
+    from sweeper.workers.local import LocalBackend
+    from sweeper.workers.process import worker_main
+
+    backend = LocalBackend("forkserver", preload=["sklearn.svm"])
+    assert backend._preload[0] == worker_main.__module__
+    assert importlib.import_module(backend._preload[0]).worker_main is worker_main
+    assert backend._preload[1:] == ["sklearn.svm"]

@@ -10,6 +10,11 @@ the backend starts the replacement itself, which announces itself with ``WorkerR
 call may block on a remote host: ``send`` and ``cancel`` return at once, ``receive`` waits at
 most ``timeout_s``. Implementations: ``local.LocalBackend`` (processes on this machine, the
 default), ``inline.InlineBackend`` (threads of this process, for debuggers). Stdlib only.
+
+An objective sent by value (``callables``: pickled bytes) is handed to a backend when it is
+made (``objectives={name: bytes}``) and reaches each worker once, when it starts; a
+``RunTrial.objective`` then names it, or is an import path the worker imports itself. Every
+backend runs ``tests/test_backend_contract.py``.
 """
 
 from __future__ import annotations
