@@ -126,7 +126,8 @@ def snapshot(uri: str, writer: Writer, root: str) -> dict:
                 files[entry.path] = Path(local).read_text()
         return {
             "info": (info.status, info.lifecycle_stage, info.user_id, info.run_name, info.start_time,
-                     info.end_time if not parent else info.end_time is not None, info.experiment_id),
+                     info.end_time if not parent else info.end_time is not None,
+                     info.experiment_id == writer.experiment_id),
             "params": run.data.params, "tags": run.data.tags,
             "metrics": {k: "nan" if math.isnan(v) else v for k, v in run.data.metrics.items()},
             "history": history, "files": files,

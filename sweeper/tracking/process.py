@@ -205,6 +205,15 @@ class _Masked(io.TextIOBase):
     def flush(self) -> None:
         self._inner.flush()
 
+    def fileno(self) -> int:  # faulthandler and subprocess write to the descriptor itself
+        return int(self._inner.fileno())
+
+    def isatty(self) -> bool:
+        return False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
 
 def main() -> int:
     from .writer import Writer
