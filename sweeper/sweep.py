@@ -417,6 +417,11 @@ class Sweep:
         result = self._result(study, summary, outcome, recorder, uri, n_target)
         result.nothing_to_do = True
         result.repaired = list(getattr(recorder, "repaired", []))
+        if self._report_wanted() and not failures:
+            from .report.report import finalize_sweep
+
+            if finalize_sweep(self.cfg, result, only_if_missing=True):  # one a kill or the store skipped
+                result.repaired.append("wrote the end-of-sweep report on the parent run")
         return result
 
     def _result(self, study: Any, summary: SweepSummary, outcome: str, recorder: Recorder,

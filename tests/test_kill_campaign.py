@@ -146,3 +146,22 @@ def test_a_writer_killed_mid_sweep_converges_after_one_rerun(tmp_path):
     assert again.returncode == 0, again.stderr
     assert "repaired: wrote" in again.stdout and "kept in the spool file" in again.stdout
     assert_converged(tmp_path)
+
+
+def test_a_report_a_kill_skipped_is_written_by_the_rerun_of_the_complete_sweep(tmp_path):
+    from mlflow import MlflowClient
+
+    write_config(tmp_path)
+    config = tmp_path / "s.yaml"
+    config.write_text(config.read_text().replace("report: false\n", ""))  # the report is on
+    killed = subprocess.run([sys.executable, "-c", DRIVER, "after_tell", str(N_TRIALS), "run", "s.yaml"],
+                            cwd=tmp_path, env=env("direct"), capture_output=True, text=True, timeout=120)
+    assert killed.returncode == CRASH_EXIT, killed.stderr
+    again = rerun(tmp_path, "direct")
+    assert again.returncode == 0, again.stderr
+    assert "nothing to do" in again.stdout and "repaired: wrote the end-of-sweep report on the parent run" in again.stdout
+    assert_converged(tmp_path)
+    parent = study_of(tmp_path).user_attrs["mlflow_parent_run_id"]
+    assert "sweeper.report" in MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(parent).data.tags
+    third = rerun(tmp_path, "direct")
+    assert third.returncode == 0 and "repaired" not in third.stdout  # nothing left to repair
