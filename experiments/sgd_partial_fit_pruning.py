@@ -65,7 +65,7 @@ def objective(trial: optuna.Trial, epochs: int = 20) -> float:
         model.partial_fit(X_train[order], y_train[order], classes=classes)
         accuracy = float(model.score(X_val, y_val))
         trial.report(accuracy, epoch)
-        if trial.should_prune():
+        if epoch < epochs - 1 and trial.should_prune():  # after the last epoch it saves nothing
             raise optuna.TrialPruned()
     return accuracy
 
