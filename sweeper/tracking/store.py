@@ -5,11 +5,16 @@
 
 A ``RunWrite`` creates a run (``run_id`` None) or adds to one, as ``create_run`` +
 ``log_batch`` + artifacts + ``set_terminated`` would, the final status always last: a run
-whose status is final holds everything it will hold. Stdlib only.
+whose status is final holds everything it will hold. ``open_store`` picks the path (and says
+in sweeper's words why a SQLite file cannot be a store). Stdlib only at import.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sqlite3
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -47,6 +52,49 @@ class PartialWrite(Exception):
         super().__init__(str(cause))
         self.run_id = run_id
         self.cause = cause
+
+
+class StoreProblem(Exception):
+    """A store that cannot be used, said in sweeper's words (with what to do)."""
+
+
+def check_sqlite_file(path: str) -> None:
+    """A SQLite store's file must be a SQLite database, or its directory must take a new one:
+    MLflow's own errors for these are lines of SQL."""
+    if not os.path.exists(path):
+        directory = os.path.dirname(os.path.abspath(path))
+        try:  # a new store: its directory must take files (the database, its journal, artifacts)
+            with tempfile.NamedTemporaryFile(dir=directory, prefix=".sweeper-probe-"):
+                pass
+        except OSError as exc:
+            raise StoreProblem(f"cannot make the store {path}: {directory} does not take new files "
+                               f"({exc.strerror or exc}); give the sweep a store in a writable directory "
+                               "(tracking.uri, --tracking-uri or MLFLOW_TRACKING_URI)") from None
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            db.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise StoreProblem(f"{path} is not a readable SQLite database ({exc}); move it away, or give the "
+                           "sweep another store (tracking.uri, --tracking-uri or MLFLOW_TRACKING_URI)") from None
+
+
+def open_store(uri: str, direct_sqlite: bool) -> Store:
+    """The direct path for a SQLite store at a verified revision, else MLflow's client."""
+    from . import template as _template
+    from .client_store import ClientStore
+    from .sqlite_store import SqliteStore, sqlite_path
+
+    path = sqlite_path(uri)
+    if path is not None:
+        check_sqlite_file(path)
+        if not os.path.exists(path):
+            _template.ensure_template()  # once per MLflow version (imports mlflow): the new store is a copy
+    if direct_sqlite:
+        store = SqliteStore.open(uri)
+        if store is not None:
+            return store
+    return ClientStore.open(uri)
 
 
 class Store(Protocol):

@@ -17,11 +17,9 @@ fails after retries is retried at close, then spooled and reported.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sqlite3
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -29,12 +27,11 @@ from typing import Any
 
 from .._redact import redact_uri
 from . import spool
-from . import template as _template
 from .client_store import ClientStore
 from .frames import Close, Closed, Open, Opened, ParentUpdate, TrialEnd, TrialStart, Written
 from .records import MLFLOW_PARENT_RUN_ID, SWEEP_KEY_TAG, TRIAL_NUMBER_TAG, ChildRecord, now_ms, run_name
-from .sqlite_store import SqliteStore, Unsupported, sqlite_path
-from .store import PartialWrite, RunRef, RunWrite, Store
+from .sqlite_store import SqliteStore, Unsupported
+from .store import PartialWrite, RunRef, RunWrite, Store, StoreProblem, open_store
 from .uri import artifact_location
 
 #: A batch of trial events is written this long after its first event arrived: a trial shorter
@@ -62,20 +59,6 @@ class _Item:
     data: bool = True  # False: only the record's tags and status (the run holds its data already)
 
 
-def open_store(uri: str, direct_sqlite: bool) -> Store:
-    """The direct path for a SQLite store at a verified revision, else MLflow's client."""
-    path = sqlite_path(uri)
-    if path is not None:
-        check_sqlite_file(path)
-        if not os.path.exists(path):
-            _template.ensure_template()  # once per MLflow version (imports mlflow): the new store is a copy
-    if direct_sqlite:
-        store = SqliteStore.open(uri)
-        if store is not None:
-            return store
-    return ClientStore.open(uri)
-
-
 def describe(exc: BaseException) -> str:
     """An error for people, on one line: whole (MLflow's remedy included), credentials masked."""
     text = " ".join(line.strip() for line in redact_uri(str(exc)).splitlines() if line.strip())
@@ -83,31 +66,6 @@ def describe(exc: BaseException) -> str:
         return type(exc).__name__
     return text if text.startswith(type(exc).__name__) or isinstance(exc, StoreProblem) else \
         f"{type(exc).__name__}: {text}"
-
-
-class StoreProblem(Exception):
-    """A store that cannot be used, said in sweeper's words (with what to do)."""
-
-
-def check_sqlite_file(path: str) -> None:
-    """A SQLite store's file must be a SQLite database, or its directory must take a new one:
-    MLflow's own errors for these are lines of SQL."""
-    if not os.path.exists(path):
-        directory = os.path.dirname(os.path.abspath(path))
-        try:  # a new store: its directory must take files (the database, its journal, artifacts)
-            with tempfile.NamedTemporaryFile(dir=directory, prefix=".sweeper-probe-"):
-                pass
-        except OSError as exc:
-            raise StoreProblem(f"cannot make the store {path}: {directory} does not take new files "
-                               f"({exc.strerror or exc}); give the sweep a store in a writable directory "
-                               "(tracking.uri, --tracking-uri or MLFLOW_TRACKING_URI)") from None
-        return
-    try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
-            db.execute("PRAGMA schema_version").fetchone()
-    except sqlite3.DatabaseError as exc:
-        raise StoreProblem(f"{path} is not a readable SQLite database ({exc}); move it away, or give the "
-                           "sweep another store (tracking.uri, --tracking-uri or MLFLOW_TRACKING_URI)") from None
 
 
 class Writer:
