@@ -60,6 +60,7 @@ def optimize(
     max_trials_per_worker: int | None = None,
     max_worker_memory_mb: int | None = None,
     show_progress_bar: bool = False,
+    cluster: str | None = None,
 ) -> Any:
     """Run ``objective(trial)`` in worker processes and return the ``optuna.Study``.
 
@@ -99,6 +100,8 @@ def optimize(
             (not in ``in_process`` mode).
         max_trials_per_worker / max_worker_memory_mb: recycle a worker process after this
             many trials, or after a trial that left it bigger than this.
+        cluster: run the workers on a Dask cluster: ``"tcp://host:8786"`` (a scheduler) or
+            ``"local:N"`` (N one-thread worker processes here); needs ``sweeper[dask]``.
         show_progress_bar: a live bar (tqdm: a widget in Jupyter, text in a terminal) over
             ``n_trials`` (or the seconds of ``timeout``), with the best value so far.
 
@@ -126,6 +129,7 @@ def optimize(
         "max_retries": max_retries, "retry_exceptions": retry_exceptions, "capture_output": capture_output,
         "max_trials_per_worker": max_trials_per_worker, "max_worker_memory_mb": max_worker_memory_mb,
         "show_progress_bar": show_progress_bar,
+        "cluster": cluster,
         "sampler": sampler if isinstance(sampler, str) else None,
         "tracking": {k: v for k, v in (("uri", tracking_uri), ("experiment", experiment or study_name)) if v},
     }

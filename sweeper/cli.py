@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, metavar="N", help="sampler and CV seed")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override any config key, e.g. --set search_space.C.high=10")
+    run.add_argument("--cluster", metavar="ADDRESS",
+                     help="run the workers on a Dask cluster: tcp://host:8786, or local:N for N "
+                          "worker processes here (pip install 'sweeper[dask]')")
     run.add_argument("--start-method", choices=("forkserver", "spawn", "fork"),
                      help="how worker processes start (default: forkserver where available)")
     run.add_argument("--top", type=int, default=5, metavar="N", help="trials in the closing table")
@@ -125,6 +128,7 @@ def _overrides(args: argparse.Namespace) -> list[str]:
         "n_trials": args.n_trials, "n_jobs": args.n_jobs, "timeout": args.timeout,
         "trial_timeout": args.trial_timeout, "tracking.uri": args.tracking_uri,
         "tracking.experiment": args.experiment, "name": args.name, "seed": args.seed,
+        "cluster": args.cluster,
     }
     return [f"{k}={v}" for k, v in flags.items() if v is not None] + list(args.set)
 

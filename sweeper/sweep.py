@@ -118,7 +118,7 @@ class Sweep:
                                study.study_name, resumed.requeued)
             n_target = self._n_target()
             remaining = None if n_target is None else max(0, n_target - resumed.totals.counted)
-            workers = resolve_n_jobs(cfg.n_jobs)
+            workers = self._n_workers(backend)
             recorder = self._recorder(study, uri, storage_dir, workers)
             if remaining == 0:
                 return self._nothing_to_do(study, recorder, resumed.totals, uri, n_target)
@@ -181,6 +181,14 @@ class Sweep:
             from .workers.inline import InlineBackend
 
             return InlineBackend({moved.name: payload} if moved is not None and payload is not None else None)
+        if self.cfg.cluster:
+            from .workers.dask import backend_for_cluster
+
+            return backend_for_cluster(
+                self.cfg.cluster, objectives={moved.name: payload} if moved is not None and isinstance(payload, bytes)
+                else None, modules=self._preload(),
+                max_trials_per_worker=self.cfg.max_trials_per_worker, max_worker_memory_mb=self.cfg.max_worker_memory_mb,
+            )
         from .workers.callables import references_main
         from .workers.local import LocalBackend
 
@@ -198,6 +206,18 @@ class Sweep:
         )
         backend.prewarm()  # workers' imports overlap the checks and the study's set-up
         return backend
+
+    def _n_workers(self, backend: Backend) -> int:
+        """Worker slots: ``n_jobs``, else one per core here, or one per Dask worker on a cluster."""
+        if self.cfg.cluster:
+            if self.cfg.n_jobs is not None and self.cfg.n_jobs > 0:
+                return self.cfg.n_jobs
+            size = getattr(backend, "cluster_size")()
+            if size < 1:
+                raise SweeperError(f"the Dask cluster {self.cfg.cluster} has no workers; start some "
+                                   "(dask worker tcp://... --nthreads 1) or give n_jobs")
+            return int(size)
+        return resolve_n_jobs(self.cfg.n_jobs)
 
     def _preload(self) -> list[str]:
         """Modules the forkserver imports once for every worker: only ones that passed the
