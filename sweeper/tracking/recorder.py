@@ -214,7 +214,7 @@ class MlflowRecorder:
             status, tags, child_tags = parent_end(end)
             self._writer.send(Close(status, tags, child_tags))
             self._handle(self._writer.wait(CLOSE_TIMEOUT_S))
-            if self._writing or self._lost:  # no Closed: killed, crashed, or too slow
+            if self._writing:  # no Closed came: killed, crashed, or too slow
                 self._writer_lost(during_close=True)
         self._writer.close()
         self._closed = True
