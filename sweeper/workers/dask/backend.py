@@ -651,7 +651,8 @@ class DaskBackend:
         except (OSError, CommClosedError, asyncio.CancelledError, RuntimeError) as exc:
             if self._closed:
                 raise BackendError("closed") from exc
-            self._lost_scheduler(f"lost the Dask scheduler at {self.address}: {exc!r}")
+            why = "the connection closed" if isinstance(exc, (OSError, CommClosedError)) else repr(exc)
+            self._lost_scheduler(f"lost the Dask scheduler at {self.address} ({why})")
             raise self._fatal or BackendError("lost") from exc
 
     def _lost_scheduler(self, text: str) -> None:
@@ -682,14 +683,37 @@ class DaskBackend:
             self._retire(state)
         for task in list(self._tasks):
             task.cancel()
-        if self._outbox is not None:
+        if self._outbox is not None and self._fatal is None:
             with contextlib.suppress(Exception):  # wakes the pump's last read, so none is left waiting
                 await asyncio.wait_for(self._outbox.put(["", [NOTICE, "closed", None]]), RPC_GRACE_S)
             await asyncio.sleep(0.05)
             with contextlib.suppress(Exception):
                 self._outbox.close()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(client.close(timeout=RPC_GRACE_S), RPC_GRACE_S + 1)
+        # A client that lost its scheduler would try to reconnect for the connect timeout first;
+        # cancelling that is reported by distributed as an error with a traceback: not here.
+        patience = 1.0 if self._fatal is not None else RPC_GRACE_S
+        quiet = _DropCancelled()
+        loggers = [logging.getLogger(name) for name in ("distributed.client", "distributed.utils")]
+        for noisy in loggers:
+            noisy.addFilter(quiet)
+        try:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.close(timeout=patience), patience + 1)
+            leftover = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in leftover:  # what the client left running on this loop
+                task.cancel()
+            if leftover:
+                await asyncio.wait(leftover, timeout=1.0)
+        finally:
+            for noisy in loggers:
+                noisy.removeFilter(quiet)
+
+
+class _DropCancelled(logging.Filter):
+    """Drops distributed's report of a task of its own that sweeper cancelled while closing."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError))
 
 
 def _shutdown() -> Any:
@@ -770,6 +794,7 @@ def _local_cluster(n_workers: int) -> Any:
             cluster = distributed.LocalCluster(
                 n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                 dashboard_address=None, silence_logs=logging.ERROR,
+                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},  # its HTTP server: not on 8787
             )
         except Exception as exc:  # noqa: BLE001
             raise BackendError(f"could not start a local Dask cluster of {n_workers} workers: {exc}") from exc

@@ -182,10 +182,10 @@ def serve_slot(slot: int, token: str, options: SlotOptions, objectives: Mapping[
     outbox = Outbox(distributed.Queue(outbox_name(options.prefix), client=client), token)
     inbox_queue = distributed.Queue(inbox_name(options.prefix, token), client=client)
     try:
-        try:
-            first = inbox_queue.get(timeout=CLAIM_TIMEOUT_S)
-        except TimeoutError:
-            first = None
+        first = None
+        if inbox_queue.qsize():  # the claim is put before the task is submitted: never empty the first time
+            with contextlib.suppress(TimeoutError):
+                first = inbox_queue.get(timeout=CLAIM_TIMEOUT_S)
         if plain(first) != [CLAIM, token]:
             # Dask ran this task again after its worker died (allowed-failures): that worker's
             # trial has been reported as a crash; running anything here would run it twice.
