@@ -135,9 +135,10 @@ def start_mlflow_server(store_uri: str, port: int, cwd: Path, timeout_s: float =
     raise AssertionError(f"mlflow server did not start within {timeout_s:.0f}s")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
-    """One ``mlflow server`` (HTTP) for the session, on a SQLite store of its own: ``(uri, directory)``."""
+    """An ``mlflow server`` (HTTP) for a test module, on a SQLite store of its own: ``(uri, directory)``.
+    Per module, not per session: tests that check no process outlives a sweep must not find it."""
     from sweeper.ui import free_port, stop
 
     directory = tmp_path_factory.mktemp("mlflow-server")

@@ -28,12 +28,16 @@ def test_a_store_from_the_template_is_the_store_mlflow_makes(tmp_path, monkeypat
     monkeypatch.chdir(tmp_path / "a")
     MlflowClient("sqlite:///" + str(tmp_path / "a" / "mlflow.db")).search_experiments()
     monkeypatch.chdir(tmp_path / "b")
+    assert _store_template.seed_store(str(tmp_path / "b" / "mlflow.db")) is False  # no template: never makes one
+    assert _store_template.ensure_template() is not None  # MLflow makes it (MLflow's client path does this)
     assert _store_template.seed_store(str(tmp_path / "b" / "mlflow.db")) is True
     assert (tmp_path / "cache" / f"mlflow-{version('mlflow')}-empty.db").exists()
 
     made, default_made = dump(tmp_path / "a" / "mlflow.db")
     copied, default_copied = dump(tmp_path / "b" / "mlflow.db")
     assert copied == made
+    with sqlite3.connect(tmp_path / "b" / "mlflow.db") as db:  # a store sweeper makes is a WAL store
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert default_made == ("Default", str(tmp_path / "a" / "mlruns" / "0"), "active", "default")
     assert default_copied == ("Default", str(tmp_path / "b" / "mlruns" / "0"), "active", "default")
     client = MlflowClient("sqlite:///" + str(tmp_path / "b" / "mlflow.db"))  # and MLflow uses it as is
