@@ -4,8 +4,10 @@ Each size is a study built without running trials (``create_trial``), shaped lik
 ``configs/digits_rf_tpe.yaml``: its five parameters (ints with steps, categoricals with a null),
 3 reported fold scores per trial, a tenth pruned and a few failed, start and end times spread
 over 2 workers, a child-run id on every trial. The report is then written exactly as after a
-sweep (``report.write_report``: plots, importances, trials.csv, best.json, dataset lineage and
-the refit best model) to a parent run in a fresh SQLite store, in a child process of its own.
+sweep (``report.write_report``: plots, importances, trials.csv, best.json; for the built-in
+objective also the dataset lineage and the refit best model, a 20-150-tree forest) to a parent
+run in a fresh SQLite store, in a child process of its own. Every size as a user objective's
+sweep (what the report costs for the trials), the smallest and largest also with the model.
 Figures: the report's wall and CPU seconds (this process and its plot child) and the peak
 resident memory of either process (``ru_maxrss``), minus nothing: what the machine had to hold.
 At 3,000 trials the report took ~70 s and 242 MB before it sampled its plots (issue #15 item 11).
@@ -18,6 +20,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 if __package__ in (None, ""):
@@ -53,7 +56,7 @@ def build_study(directory: Path, name: str, n_trials: int) -> Any:
     clock = [dt.datetime(2026, 1, 1), dt.datetime(2026, 1, 1)]  # two workers' clocks
     trials = []
     for number in range(n_trials):
-        params = {
+        params: dict[str, Any] = {
             "n_estimators": rng.randrange(20, 151, 10), "max_depth": rng.randint(4, 24),
             "min_samples_leaf": rng.randint(1, 8), "max_features": rng.choice(["sqrt", "log2", None]),
             "criterion": rng.choice(["gini", "entropy"]),
@@ -78,31 +81,45 @@ def build_study(directory: Path, name: str, n_trials: int) -> Any:
     return study
 
 
-def child_report(n_trials: int, workdir: str, **_: Any) -> dict[str, Any]:
+def child_store(workdir: str, **_: Any) -> dict[str, Any]:
+    """The MLflow side a sweep leaves: a store with the sweep's experiment, its parent run and
+    the best trial's child run. Made in a process of its own: the report's process must not
+    have imported mlflow (its telemetry threads would keep the plot child from being forked),
+    as a coordinator has not."""
+    from mlflow import MlflowClient
+
+    C.quiet_libraries()
+    directory = Path(workdir)
+    client = MlflowClient(C.sqlite_uri(directory))
+    experiment = client.create_experiment("digits_rf_tpe", artifact_location=str(directory / "artifacts"))
+    parent = client.create_run(experiment, run_name="digits_rf_tpe").info.run_id
+    child = client.create_run(experiment, tags={"mlflow.parentRunId": parent}).info.run_id
+    client.set_terminated(child, "FINISHED")
+    return {"experiment": experiment, "parent": parent, "child": child}
+
+
+def child_report(n_trials: int, workdir: str, store: dict[str, str], model: bool = True, **_: Any) -> dict[str, Any]:
     import os
     import resource
+    import threading
     import types
-
-    from mlflow import MlflowClient
 
     from sweeper.config import load_config
     from sweeper.report import report as _report
 
     C.quiet_libraries()
     directory = Path(workdir)
-    cfg = load_config(str(CONFIG), [f"storage_dir={directory / '.sweeper'}"])
+    cfg: Any = load_config(str(CONFIG), [f"storage_dir={directory / '.sweeper'}"])
+    if not model:  # a user objective: the same report without the dataset and the refit model
+        cfg = types.SimpleNamespace(objective="userobj:objective", model=None, name=cfg.name,
+                                    storage_dir=cfg.storage_dir)
     study = build_study(directory / ".sweeper" / cfg.name, cfg.name, n_trials)
-    uri = C.sqlite_uri(directory)
-    client = MlflowClient(uri)
-    experiment = client.create_experiment(cfg.name, artifact_location=str(directory / "artifacts"))
-    parent = client.create_run(experiment, run_name=cfg.name).info.run_id
-    best = study.best_trial
-    child = client.create_run(experiment, tags={"mlflow.parentRunId": parent}).info.run_id
-    client.set_terminated(child, "FINISHED")
-    study.set_user_attr("mlflow_parent_run_id", parent)
-    study.set_user_attr("mlflow_experiment_id", experiment)
-    result = types.SimpleNamespace(study=study, tracking_uri=uri, parent_run_id=parent, run_ids={best.number: child},
+    study.set_user_attr("mlflow_parent_run_id", store["parent"])
+    study.set_user_attr("mlflow_experiment_id", store["experiment"])
+    result = types.SimpleNamespace(study=study, tracking_uri=C.sqlite_uri(directory), parent_run_id=store["parent"],
+                                   run_ids={study.best_trial.number: store["child"]},
                                    summary=types.SimpleNamespace(signal=None), experiment=cfg.name)
+    forked = threading.active_count() == 1  # as after a sweep: the plots are drawn by a forked child
     before_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     cpu0 = os.times()
     t0 = time.perf_counter()
@@ -118,10 +135,11 @@ def child_report(n_trials: int, workdir: str, **_: Any) -> dict[str, Any]:
         "child_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
         "artifacts": written["artifacts"],
         "model": bool(written["model_uri"]),
+        "forked": forked,
     }
 
 
-CHILDREN = {"report": child_report}
+CHILDREN: dict[str, Callable[..., dict[str, Any]]] = {"store": child_store, "report": child_report}
 
 
 # --- the parent -------------------------------------------------------------------------------------
@@ -132,19 +150,26 @@ def main(argv: list[str] | None = None) -> C.Report:
     if args is None:
         return C.Report("child")
     report = C.Report("B8 report at scale")
-    for n in QUICK_SIZES if args.quick else SIZES:
+    sizes = QUICK_SIZES if args.quick else SIZES
+    cases = [(n, False) for n in sizes] + [(n, True) for n in (sizes[0], sizes[-1])]
+    for n, model in cases:
+        kind = "built-in RF, model refit" if model else "user objective"
         with C.temp_dir("b8") as tmp:
+            _, store = C.run_child("b8_report", "store", {"workdir": str(tmp)}, cwd=tmp)
             C.wait_for_quiet()
-            _, got = C.run_child("b8_report", "report", {"n_trials": n, "workdir": str(tmp)}, cwd=tmp)
+            _, got = C.run_child("b8_report", "report", {"n_trials": n, "workdir": str(tmp), "store": store,
+                                                         "model": model}, cwd=tmp)
         peak = max(got["peak_mb"], got["child_peak_mb"])
-        report.add(f"{n:,} trials: report wall", C.fmt_s(got["wall_s"]),
+        report.add(f"{n:,} trials ({kind}): report wall", C.fmt_s(got["wall_s"]),
                    note=f"cpu {got['cpu_s']:.1f} s + plot child {got['child_cpu_s']:.1f} s")
-        report.add(f"{n:,} trials: peak resident memory", f"{peak:,.0f} MB",
+        report.add(f"{n:,} trials ({kind}): peak resident memory", f"{peak:,.0f} MB",
                    note=f"report process {got['peak_mb']:,.0f} MB (study loaded: {got['before_mb']:,.0f} MB), "
                         f"plot child {got['child_peak_mb']:,.0f} MB")
         missing = {"trials.csv", "best.json", "plots/optimization_history.png", "plots/timeline.png"} - set(
             got["artifacts"])
-        if missing or not got["model"]:
+        if not got["forked"]:
+            report.note(f"{n} trials: the plots were drawn in the report's own process (a thread ran)")
+        if missing or got["model"] != model:
             report.note(f"{n} trials: report incomplete: missing {sorted(missing)}, model {got['model']}")
     return C.finish(report, args)
 

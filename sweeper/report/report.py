@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -84,8 +85,10 @@ def finalize_sweep(cfg: Any, result: Any, *, only_if_missing: bool = False) -> b
         return False
     if only_if_missing and has_report(result.study, result.parent_run_id):
         return False
+    started = time.perf_counter()
     try:
         write_report(cfg, result)
+        logger.info("sweep report written in %.1fs", time.perf_counter() - started)
     except KeyboardInterrupt:
         warn("end-of-sweep report interrupted; run the sweep again to write it")
         return False
