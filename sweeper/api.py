@@ -145,7 +145,7 @@ def optimize(
         config=config, objective=objective, objective_kwargs=objective_kwargs,
         sampler=None if sampler is None or isinstance(sampler, str) else sampler,
         pruner=pruner if pruner is not None else "median",  # Optuna's default, as optuna.create_study
-        storage=storage, journal=False, load_if_exists=load_if_exists, in_process=in_process,
+        storage=storage, journal=False, load_if_exists=load_if_exists, n_trials_more=True, in_process=in_process,
         start_method=start_method, track=track, report=False, callbacks=tuple(callbacks or ()),
         on_trial_finished=progress,
     )

@@ -361,11 +361,15 @@ def _short(value: Any) -> str:
 
 
 def _log_to_stderr() -> None:
+    """Sweeper's log lines on stderr, once however often ``main`` runs in one process."""
+    logger = logging.getLogger("sweeper")
+    for old in [h for h in logger.handlers if getattr(h, "sweeper_cli", False)]:
+        logger.removeHandler(old)
     handler = logging.StreamHandler(sys.stderr)
+    handler.sweeper_cli = True  # type: ignore[attr-defined]
     # In a terminal, a warning first clears the progress line it interrupts.
     clear = "\r\033[K" if sys.stderr.isatty() else ""
     handler.setFormatter(logging.Formatter(clear + "sweeper: %(message)s"))
-    logger = logging.getLogger("sweeper")
     logger.addHandler(handler)
     # SWEEPER_LOG_LEVEL=DEBUG shows each dispatch and how long each report step took
     level = os.environ.get("SWEEPER_LOG_LEVEL", "INFO").upper()

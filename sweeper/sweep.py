@@ -60,6 +60,7 @@ class SweepSpec:
     storage: Any = None  # an Optuna storage (optimize); None with ``journal``: .sweeper/<name>
     journal: bool = True  # the study lives in storage_dir/<name>, locked, resumed by running it again
     load_if_exists: bool = True
+    n_trials_more: bool = False  # n_trials counts this call's trials (Optuna's optimize), not the sweep's total
     in_process: bool = False
     start_method: str | None = None
     track: bool = True
@@ -116,6 +117,7 @@ class Sweep:
             if resumed.requeued:
                 logger.warning("resuming %s: trials %s were left running and are queued again",
                                study.study_name, resumed.requeued)
+            self._counted_at_start = resumed.totals.counted
             n_target = self._n_target()
             remaining = None if n_target is None else max(0, n_target - resumed.totals.counted)
             workers = self._n_workers(backend)
@@ -297,8 +299,12 @@ class Sweep:
         }
 
     def _n_target(self) -> int | None:
+        """The sweep's total: ``n_trials`` (a config's total), or what was done plus
+        ``n_trials`` for ``optimize``, whose ``n_trials`` is this call's, as in Optuna."""
         cfg = self.cfg
         n_trials = cfg.n_trials
+        if self.spec.n_trials_more and n_trials is not None:
+            n_trials += getattr(self, "_counted_at_start", 0)
         if cfg.sampler.name == "grid" and self.spec.sampler is None:
             size = grid_size(tuple(cfg.search_space))
             if size is not None:

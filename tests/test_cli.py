@@ -185,3 +185,14 @@ def test_modules_planted_in_the_working_directory_never_shadow_libraries(tmp_pat
                           cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert not marker.exists(), marker.read_text()
+
+
+def test_main_called_again_in_one_process_logs_each_line_once(tmp_path, capsys):
+    from sweeper.cli import main
+
+    for _ in range(3):
+        assert main(["run", str(tmp_path / "missing.yaml")]) == 2
+    import logging
+
+    logging.getLogger("sweeper").warning("once")
+    assert capsys.readouterr().err.count("sweeper: once") == 1

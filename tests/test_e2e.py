@@ -133,3 +133,13 @@ def test_artifacts_live_beside_the_sqlite_store_not_in_the_working_directory(tmp
     assert not (work / "mlruns").exists() and not (work / "mlartifacts").exists()
     assert any((store_dir / "mlartifacts" / "beside").rglob("note-*.txt"))
     assert len(study.trials) == 2
+
+
+def test_optimize_on_a_loaded_study_runs_n_trials_more_as_optuna_does(tmp_path):
+    """``optimize``'s ``n_trials`` is this call's, as in ``study.optimize`` (a config's is the
+    sweep's total): three calls of 3 on one stored study leave 9 trials."""
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    for _ in range(3):
+        study = sweeper.optimize("_objectives:quadratic", n_trials=3, n_jobs=2, study_name="more",
+                                 storage=storage, load_if_exists=True, track=False)
+    assert len(study.trials) == 9
