@@ -77,3 +77,31 @@ def test_a_temp_directory_too_deep_for_a_socket_is_left_to_multiprocessing(tmp_p
     deep.mkdir()
     monkeypatch.setattr(_tempdirs.tempfile, "gettempdir", lambda: str(deep))
     assert _tempdirs.claim_multiprocessing_temp_dir() is None and not list(deep.iterdir())
+
+
+def test_an_embedded_sweeps_worker_files_go_with_its_temp_directory_after_a_kill(tmp_path):
+    """``optimize`` has no sweep directory: its workers' output files go inside the process's
+    ``sweeper-mp-<pid>`` directory, so a SIGKILLed run leaves nothing the next run cannot remove."""
+    import shutil
+    import tempfile
+
+    temp = Path(tempfile.mkdtemp(prefix="t", dir="/tmp"))
+    env = {**os.environ, "TMPDIR": str(temp)}
+    script = ("import sweeper, time, sys\n"
+              "def objective(trial):\n    time.sleep(float(sys.argv[1]))\n    return trial.suggest_float('x', 0, 1)\n"
+              "sweeper.optimize(objective, n_trials=int(sys.argv[2]), n_jobs=2, track=False)\n")
+    try:
+        killed = subprocess.Popen([sys.executable, "-c", script, "5", "20"], cwd=tmp_path, env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not list(temp.glob("**/worker-*.out")):
+            time.sleep(0.05)  # the workers have their output files
+        killed.kill()
+        killed.wait(10)
+        assert list(temp.glob("**/worker-*.out"))
+        done = subprocess.run([sys.executable, "-c", script, "0", "2"], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=90, check=False)
+        assert done.returncode == 0, done.stderr
+        assert sorted(p.name for p in temp.iterdir()) == []
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)

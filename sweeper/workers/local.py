@@ -169,7 +169,10 @@ class LocalBackend:
                 os.makedirs(self._scratch_given, exist_ok=True)
                 self._scratch = self._scratch_given
             else:
-                self._scratch = tempfile.mkdtemp(prefix="sweeper-workers-")
+                # inside this process's multiprocessing directory when it has one of sweeper's
+                # (``sweeper._tempdirs``): a SIGKILLed sweep's next run removes both
+                claimed = os.path.join(tempfile.gettempdir(), f"sweeper-mp-{os.getpid()}")
+                self._scratch = tempfile.mkdtemp(prefix="workers-", dir=claimed if os.path.isdir(claimed) else None)
             for worker_id in range(n_workers):
                 self._spawn(worker_id)
         except BaseException:
