@@ -36,6 +36,7 @@ BENCHMARKS = {
     "b4_memory": "B4 memory of a large dataset",
     "b5_startup": "B5 CLI imports and start-up",
     "b6_scaling": "B6 per-trial coordinator cost, n_jobs scaling",
+    "b7_dask": "B7 Dask cluster (1 and 2 workers) vs local backend / Optuna on PostgreSQL / Ray Tune",
 }
 
 

@@ -15,7 +15,6 @@ The backend contract suite (``test_backend_contract.py``) runs the Dask backend 
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import logging
 import os
@@ -173,37 +172,14 @@ def own_cluster(tmp_path: Path):
 # --- running a sweep on a cluster ---------------------------------------------------------------------
 
 
-def cluster_wired() -> bool:
-    """Whether ``Sweep`` builds the Dask backend from ``cluster:`` itself (the lead's wiring)."""
-    from sweeper.sweep import Sweep
-
-    return "cluster" in inspect.getsource(Sweep._backend)
-
-
 def run_sweep(config: dict[str, Any], directory: Path, cluster: str, **spec: Any) -> Any:
-    """A YAML sweep on ``cluster``: through ``sweeper.api.run_config`` once ``Sweep`` reads
-    ``cluster:``, until then through ``Sweep`` with the backend ``backend_for_cluster`` makes,
-    given as the lead's wiring will give it (the objective by value, the modules to check)."""
+    """A YAML sweep on ``cluster`` through ``sweeper.api.run_config`` (what ``sweeper.run`` and
+    the CLI call): the result with the study, the MLflow ids and the summary."""
     from sweeper.api import run_config
-    from sweeper.config import load_config
-    from sweeper.sweep import Sweep, SweepSpec
 
     path = directory / "sweep.yaml"
     path.write_text(yaml.safe_dump({**config, "storage_dir": str(directory / ".sweeper")}))
-    overrides = [f"cluster={json.dumps(cluster)}"]
-    if cluster_wired():
-        return run_config(path, overrides, **spec)
-
-    class DaskSweep(Sweep):
-        def _backend(self) -> Any:
-            self._objective_ref()
-            moved = getattr(self, "_transport", None)
-            by_value = {moved.name: moved.payload} if moved is not None and isinstance(moved.payload, bytes) else None
-            return backend_for_cluster(self.cfg.cluster, objectives=by_value, modules=self._preload(),
-                                       max_trials_per_worker=self.cfg.max_trials_per_worker,
-                                       max_worker_memory_mb=self.cfg.max_worker_memory_mb)
-
-    return DaskSweep(SweepSpec(config=load_config(path, overrides), **spec)).run()
+    return run_config(path, [f"cluster={json.dumps(cluster)}"], **spec)
 
 
 def user_config(objective: str, tracking_uri: str, experiment: str, n_trials: int, **extra: Any) -> dict[str, Any]:
@@ -234,30 +210,67 @@ def agree(client: Any, result: Any) -> dict[int, Any]:
     return children
 
 
-# --- sweeps ----------------------------------------------------------------------------------------------
+# --- sweeps: the CLI, sweeper.optimize, sweeper.run ------------------------------------------------------
 
 
-def test_the_digits_grid_on_a_local_cluster_runs_every_point_once(tmp_path, tracking_uri, experiment, client):
-    config = yaml.safe_load((ROOT / "configs" / "digits_svc_grid.yaml").read_text())
-    config.update(name=experiment, tracking={"uri": tracking_uri, "experiment": experiment}, report=False)
-    result = run_sweep(config, tmp_path, "local:2")
-    study = result.study
+def test_the_digits_grid_through_the_cli_on_local_2_runs_every_point_once(tmp_path, tracking_uri, experiment, client):
+    """``sweeper run configs/digits_svc_grid.yaml --cluster local:2``: every grid point once, on
+    2 Dask workers, each trial a child run tagged with its worker's host and pid."""
+    import socket
+
+    cli = subprocess.run(
+        [str(Path(sys.executable).parent / "sweeper"), "run", str(ROOT / "configs" / "digits_svc_grid.yaml"),
+         "--cluster", "local:2", "--name", experiment, "--tracking-uri", tracking_uri, "--set", "report=false"],
+        capture_output=True, text=True, timeout=170, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(ROOT)])},
+    )
+    assert cli.returncode == 0, cli.stderr[-3000:]
+    assert "24 complete, 0 failed" in cli.stdout + cli.stderr and "on 2 worker(s)" in cli.stdout + cli.stderr
+    study = optuna_study(tmp_path / ".sweeper" / experiment / "study.journal", experiment)
     assert len(study.trials) == 24 and all(t.state.name == "COMPLETE" for t in study.trials)
     points = {(t.params["C"], str(t.params["gamma"]), t.params["kernel"]) for t in study.trials}
     assert len(points) == 24  # every grid point, once
-    children = agree(client, result)
-    pids = {int(run.data.tags["sweeper.worker_pid"]) for run in children.values()}
-    assert len(pids) == 2  # both Dask workers ran trials
-    assert {run.data.tags["sweeper.worker_host"] for run in children.values()} == {__import__("socket").gethostname()}
+    parent = client.search_runs([client.get_experiment_by_name(experiment).experiment_id],
+                                filter_string="tags.mlflow.parentRunId IS NULL")
+    assert len(parent) == 1
+    children = {int(r.data.tags["sweeper.trial_number"]): r for r in children_runs(client, parent[0].info.run_id)}
+    assert sorted(children) == list(range(24))
+    for trial in study.trials:
+        assert children[trial.number].data.metrics["value"] == pytest.approx(trial.value)
+    assert len({r.data.tags["sweeper.worker_pid"] for r in children.values()}) == 2  # both Dask workers
+    assert {r.data.tags["sweeper.worker_host"] for r in children.values()} == {socket.gethostname()}
 
 
-def test_a_sweep_through_a_scheduler_and_workers_started_by_hand(tmp_path, hand_cluster, tracking_uri, experiment,
-                                                                  client):
+def optuna_study(journal: Path, name: str) -> Any:
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    return optuna.load_study(study_name=name, storage=optuna.storages.JournalStorage(JournalFileBackend(str(journal))))
+
+
+def test_optimize_on_a_scheduler_and_workers_started_by_hand(tmp_path, hand_cluster, tracking_uri, experiment,
+                                                             client, monkeypatch):
+    """``sweeper.optimize(..., cluster=...)``, with an objective sent by value (a closure) and an
+    array that reaches each worker once, as ``objective_kwargs``."""
+    import numpy as np
+
+    monkeypatch.chdir(tmp_path)
     hand_cluster.wait_for_workers()
-    result = run_sweep(user_config("test_dask:quick", tracking_uri, experiment, 8), tmp_path, hand_cluster.address)
-    assert [t.state.name for t in result.study.trials] == ["COMPLETE"] * 8
-    children = agree(client, result)
-    assert set(hand_cluster.worker_pids().values()) >= {int(r.data.tags["sweeper.worker_pid"]) for r in children.values()}
+    offset = 0.25
+
+    def closure(trial: Any, X: Any = None) -> float:  # by value: the workers cannot import it
+        assert not X.flags.writeable  # a read-only view of what the worker got once
+        return trial.suggest_float("x", 0.0, 1.0) + offset + float(X.sum())
+
+    X = np.ones(50_000)  # 400 kB: shared, not sent with every trial
+    study = sweeper.optimize(closure, n_trials=8, n_jobs=2, cluster=hand_cluster.address, tracking_uri=tracking_uri,
+                             experiment=experiment, objective_kwargs={"X": X}, seed=0)
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 8
+    assert all(t.value == pytest.approx(t.params["x"] + offset + 50_000) for t in study.trials)
+    children = children_runs(client, study.user_attrs["mlflow_parent_run_id"])
+    assert len(children) == 8
+    pids = {int(r.data.tags["sweeper.worker_pid"]) for r in children}
+    assert pids <= set(hand_cluster.worker_pids().values()) and os.getpid() not in pids
 
 
 def test_a_dask_worker_sigkilled_mid_trial_fails_only_that_trial(tmp_path, hand_cluster, tracking_uri, experiment,

@@ -24,6 +24,7 @@ import dataclasses
 import ipaddress
 import itertools
 import logging
+import os
 import queue
 import sys
 import threading
@@ -131,6 +132,9 @@ class DaskBackend:
         self._connect_timeout_s, self._start_timeout_s = connect_timeout_s, start_timeout_s
         self._prefix = f"sweeper-{uuid.uuid4().hex[:12]}"
         self._cluster: Any = None
+        self._opening = threading.Lock()
+        self._open_error: Exception | None = None
+        self._prewarm: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._client: Any = None
@@ -227,6 +231,8 @@ class DaskBackend:
         if self._closed:
             return
         self._closed = True
+        if self._prewarm is not None:
+            self._prewarm.join(self._connect_timeout_s + 2 * RPC_GRACE_S)
         loop = self._loop
         if loop is not None and loop.is_running():
             future = asyncio.run_coroutine_threadsafe(self._close(kill), loop)
@@ -257,19 +263,38 @@ class DaskBackend:
 
     # --- connecting ---------------------------------------------------------------------------------
 
-    def _open(self) -> None:
-        """The IO thread and the client (and the owned LocalCluster), once."""
-        if self._loop is not None:
-            return
-        if self._local_workers is not None and self._cluster is None:
-            self._cluster = _local_cluster(self._local_workers)
-            self.address = self._cluster.scheduler_address
-        assert self.address is not None
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="sweeper-dask-io", daemon=True)
-        self._thread.start()
-        connected = asyncio.run_coroutine_threadsafe(self._connect(), self._loop)
-        connected.result(timeout=self._connect_timeout_s + RPC_GRACE_S)
+    def prewarm(self) -> None:
+        """Start the local cluster and connect now, on a thread of their own, so that overlaps
+        the sweep's own set-up (the study, MLflow); ``start`` waits for it."""
+        if self._prewarm is None and self._loop is None:
+            self._prewarm = threading.Thread(target=self._open, kwargs={"quiet": True},
+                                             name="sweeper-dask-prewarm", daemon=True)
+            self._prewarm.start()
+
+    def _open(self, quiet: bool = False) -> None:
+        """The IO thread and the client (and the owned LocalCluster), once; a failure is raised
+        here, or kept for the next call when ``quiet`` (``prewarm``)."""
+        with self._opening:
+            if self._open_error is not None:
+                raise self._open_error
+            if self._loop is not None:
+                return
+            try:
+                if self._local_workers is not None and self._cluster is None:
+                    self._cluster = _local_cluster(self._local_workers)
+                    self.address = self._cluster.scheduler_address
+                assert self.address is not None
+                loop = asyncio.new_event_loop()
+                self._thread = threading.Thread(target=loop.run_forever, name="sweeper-dask-io", daemon=True)
+                self._thread.start()
+                self._loop = loop
+                connected = asyncio.run_coroutine_threadsafe(self._connect(), loop)
+                connected.result(timeout=self._connect_timeout_s + RPC_GRACE_S)
+            except BaseException as exc:
+                self._open_error = exc if isinstance(exc, Exception) else BackendError(repr(exc))
+                if not quiet:
+                    raise
+                logger.debug("Dask backend: prewarm failed: %r", exc)
 
     async def _connect(self) -> None:
         address = self.address
@@ -789,7 +814,14 @@ def _local_cluster(n_workers: int) -> Any:
     import dask
 
     started = time.monotonic()
-    with dask.config.set({"distributed.worker.daemon": False}), _main_left_alone():
+    # Nannies run in this process: Dask's pre-spawn variables (OMP_NUM_THREADS=1, ...) would be
+    # set in our own environment. The workers get nested parallelism's share from the serve task.
+    # Dask's sampling profiler (every 10 ms, in every worker) is off: it slowed trials down.
+    settings = {"distributed.worker.daemon": False, "distributed.nanny.pre-spawn-environ": {},
+                "distributed.nanny.environ": {"MALLOC_TRIM_THRESHOLD_": 65536},
+                "distributed.worker.profile.enabled": False}
+    seed = os.environ.get("PYTHONHASHSEED")
+    with dask.config.set(settings), _main_left_alone():
         try:
             cluster = distributed.LocalCluster(
                 n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
@@ -798,5 +830,8 @@ def _local_cluster(n_workers: int) -> Any:
             )
         except Exception as exc:  # noqa: BLE001
             raise BackendError(f"could not start a local Dask cluster of {n_workers} workers: {exc}") from exc
+        finally:
+            if seed is None:  # the nannies set one for their workers, in this process's environment
+                os.environ.pop("PYTHONHASHSEED", None)
     logger.debug("local Dask cluster of %d workers up in %.1fs", n_workers, time.monotonic() - started)
     return cluster
