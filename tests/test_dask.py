@@ -440,6 +440,30 @@ def test_a_trial_s_output_comes_back_with_its_result(local_backend):
     assert finished.state == "complete" and "hello from a Dask worker" in finished.output
 
 
+def test_close_with_kill_ends_a_running_trial_on_the_cluster(hand_cluster):
+    """The second Ctrl-C (``close(kill=True)``): a running trial's worker process is ended (its
+    nanny starts a fresh one); the cluster is left with every worker free."""
+    import psutil
+
+    from sweeper.workers.messages import Suggest, Suggestion
+
+    hand_cluster.wait_for_workers()
+    backend = backend_for_cluster(hand_cluster.address)
+    try:
+        backend.start(1)
+        ready = drive(backend, lambda m: isinstance(m, WorkerReady))[-1]
+        backend.send(0, RunTrial(0, "test_dask:hangs", {}, {"victim": 0}))
+        asked = drive(backend, lambda m: isinstance(m, Suggest))[-1]
+        backend.send(0, Suggestion(asked.trial_number, asked.name, 0.5))  # now it hangs
+    finally:
+        backend.close(kill=True)
+    deadline = time.monotonic() + 30
+    while psutil.pid_exists(ready.pid) and psutil.Process(ready.pid).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert len(hand_cluster.wait_for_workers()) == 2
+
+
 def test_a_killed_coordinator_frees_its_workers(tmp_path, hand_cluster):
     """Its serve tasks are released: an idle one ends, a running trial's worker process is
     ended (its nanny starts a fresh one), so the next sweep finds every worker free."""

@@ -61,8 +61,10 @@ WATCH_S = 0.25
 EXIT_NOTE_WAIT_S = 1.0
 #: A cancelled slot whose worker is not gone this long after its grace is given up on there.
 CANCEL_FALLBACK_S = 10.0
-#: How often a slot waiting for a free worker looks again.
+#: How often a slot waiting for a free worker looks again; when it says so; when it gives up.
 PLACE_POLL_S = 0.25
+PLACE_WARN_S = 30.0
+PLACE_GIVE_UP_S = 600.0
 #: How long ``close`` lets slots leave on their own.
 CLOSE_WAIT_S = 5.0
 #: Arrays at least this big go through ``share`` (scattered to each worker once).
@@ -154,6 +156,7 @@ class DaskBackend:
         self._exit_seen: dict[str, asyncio.Event] = {}
         self._refused: set[str] = set()  # workers never used again (wrong versions, missing modules)
         self._few_workers_warned = False
+        self._threads_warned: set[str] = set()
         self._ended: dict[str, asyncio.Event] = {}  # token -> set when its serve task ended
 
     # --- the Backend protocol (coordinator thread) ------------------------------------------------
@@ -318,7 +321,11 @@ class DaskBackend:
             raise BackendError(f"no Dask worker joined the scheduler at {self.address} within "
                                f"{self._connect_timeout_s:.0f}s (start one: dask worker {self.address} "
                                "--nthreads 1)") from exc
-        await client.register_plugin(remote.ExitNotes(), name="sweeper-exit-notes")
+        try:
+            await client.register_plugin(remote.ExitNotes(), name="sweeper-exit-notes")
+        except Exception as exc:  # noqa: BLE001 - a nanny that cannot import sweeper, an old one
+            logger.warning("the Dask nannies at %s did not take sweeper's exit-code plugin (%s): a lost worker "
+                           "is reported without its exit code", self.address, exc)
         self._outbox = await distributed.Queue(remote.outbox_name(self._prefix), client=client)
         self._spawn(self._pump())
         self._spawn(self._watch_client())
@@ -370,6 +377,7 @@ class DaskBackend:
         if state.placing:
             return False
         state.placing = True
+        waited_since, warned = time.monotonic(), False
         try:
             while True:
                 if self._closed or self._fatal is not None:
@@ -378,6 +386,17 @@ class DaskBackend:
                 if found is not None:
                     break
                 if not wait:
+                    return False
+                waited = time.monotonic() - waited_since
+                if waited > PLACE_WARN_S and not warned:
+                    warned = True
+                    logger.warning("worker slot %d has waited %.0fs for a free Dask worker at %s (each slot needs a "
+                                   "worker process of its own: start more, or give fewer n_jobs)",
+                                   state.slot, waited, self.address)
+                if waited > PLACE_GIVE_UP_S:  # never a sweep that waits forever for a cluster that shrank
+                    state.given_up = True
+                    self._received.put(WorkerLost(state.slot, f"no Dask worker was free at {self.address} for "
+                                                              f"{PLACE_GIVE_UP_S:.0f}s", replaced=False))
                     return False
                 await asyncio.sleep(PLACE_POLL_S)
             address, host_workers = found
@@ -402,6 +421,11 @@ class DaskBackend:
                 logger.warning("Dask worker %s has no nanny: sweeper does not use it (a hung trial could "
                                "not be stopped there); start workers with a nanny (the default)", address)
                 continue
+            if int(details.get("nthreads") or 1) > 1 and address not in self._threads_warned:
+                self._threads_warned.add(address)
+                logger.warning("Dask worker %s has %s threads: sweeper runs one trial per worker process (ending a "
+                               "hung trial ends its process); start workers with --nthreads 1 (and --nworkers N)",
+                               address, details.get("nthreads"))
             return address, per_host[details["host"]]
         return None
 
