@@ -37,7 +37,7 @@ from sweeper.errors import BackendError, SweeperError
 distributed = pytest.importorskip("distributed")
 
 from sweeper.workers.dask import DaskBackend, backend_for_cluster  # noqa: E402
-from sweeper.workers.dask.backend import warn_if_exposed  # noqa: E402
+from sweeper.workers.dask.cluster import warn_if_exposed  # noqa: E402
 from sweeper.workers.messages import (  # noqa: E402
     RunTrial,
     TrialFinished,

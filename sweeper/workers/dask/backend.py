@@ -21,21 +21,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import ipaddress
 import itertools
 import logging
-import os
 import queue
-import sys
 import threading
 import time
-import types
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import distributed as _distributed
-from distributed.comm.addressing import get_address_host
 from distributed.comm.core import CommClosedError
 
 from ...errors import BackendError, SweeperError
@@ -44,6 +39,7 @@ from ..local import describe_exit
 from ..messages import FromBackend, RunTrial, ToWorker, TrialFinished, WorkerLost, WorkerReady, from_wire, to_wire
 from ..shared import _is_large_array
 from . import remote
+from .cluster import local_cluster, refusal, versions_of, warn_if_exposed
 from .remote import CLAIM, EXIT_NOTE, NOTICE, SharedRef, SlotOptions
 
 
@@ -69,8 +65,6 @@ PLACE_GIVE_UP_S = 600.0
 CLOSE_WAIT_S = 5.0
 #: Arrays at least this big go through ``share`` (scattered to each worker once).
 MIN_SHARED_BYTES = 1 << 16
-
-_warned_plain: set[str] = set()
 
 
 @dataclasses.dataclass
@@ -284,7 +278,7 @@ class DaskBackend:
                 return
             try:
                 if self._local_workers is not None and self._cluster is None:
-                    self._cluster = _local_cluster(self._local_workers)
+                    self._cluster = local_cluster(self._local_workers)
                     self.address = self._cluster.scheduler_address
                 assert self.address is not None
                 loop = asyncio.new_event_loop()
@@ -346,7 +340,7 @@ class DaskBackend:
         reports = await asyncio.gather(*checks)
         problems = [report for report in reports if report.get("versions") or report.get("imports")]
         if problems:
-            raise SweeperError(_refusal(problems, self._expected()))
+            raise SweeperError(refusal(problems, self._expected()))
 
     async def _check_versions(self) -> None:
         """The client, the scheduler and every worker run the same Python (X.Y), dask,
@@ -357,7 +351,7 @@ class DaskBackend:
         places = [("the scheduler", found["scheduler"])] + [
             (f"worker {address}", info) for address, info in sorted(found["workers"].items())]
         for where, info in places:
-            theirs = _versions_of(info)
+            theirs = versions_of(info)
             for name, version in mine.items():
                 if theirs.get(name) != version:
                     differences.append(f"{name} {version} here, {theirs.get(name) or 'not installed'} on {where}")
@@ -578,7 +572,7 @@ class DaskBackend:
                 state.checked.set_result(detail)
             if (detail.get("versions") or detail.get("imports")) and state.address is not None:
                 self._refused.add(state.address)
-                self._lose(state, _refusal([detail], self._expected()))
+                self._lose(state, refusal([detail], self._expected()))
         elif kind == "rerun" and not state.losing:
             self._lose(state, f"Dask ran the serve task again after its worker {state.address} died: reported as "
                               "a crash, never run twice")
@@ -774,88 +768,3 @@ def _shutdown() -> Any:
 def _slot_of(token: str) -> int | None:
     head, _, _ = token.partition("-")
     return int(head) if head.isdigit() else None
-
-
-def _versions_of(info: Mapping[str, Any]) -> dict[str, str]:
-    packages = dict(info.get("packages") or {})
-    python = str(packages.get("python") or (info.get("host") or {}).get("python") or "")
-    found = {name: str(packages[name]) for name in ("dask", "distributed", "sweeper") if packages.get(name)}
-    if python:
-        found["python"] = ".".join(python.split(".")[:2])
-    return found
-
-
-def _refusal(reports: Sequence[Mapping[str, Any]], expected: Mapping[str, str]) -> str:
-    lines = []
-    for report in reports:
-        where = f"Dask worker {report.get('address')}"
-        for name, version in sorted((report.get("versions") or {}).items()):
-            lines.append(f"{where} runs {name} {version}, this machine {expected.get(name)} (every host needs "
-                         "the same Python, dask, distributed and sweeper)")
-        for module, error in sorted((report.get("imports") or {}).items()):
-            lines.append(f"{where} cannot import {module} ({error}): the objective's code must be installed "
-                         "on every worker host (pip install it there, or put it on that host's PYTHONPATH)")
-    return "\n".join(lines)
-
-
-def warn_if_exposed(address: str, security: Any) -> None:
-    """Once per address: a scheduler reached over the network without TLS lets anyone who
-    reaches its port run code on every worker (and on this machine, through what it sends)."""
-    scheme, _, rest = address.partition("://")
-    if scheme in ("tls", "wss") or getattr(security, "require_encryption", False):
-        return
-    host = get_address_host(address) if rest else address
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback and address not in _warned_plain:
-        _warned_plain.add(address)
-        logger.warning(
-            "the Dask scheduler %s is reached without TLS: whoever reaches its port can run code on every worker; "
-            "use tls:// with certificates in dask's config (distributed.comm.tls), or keep it on a private network",
-            address)
-
-
-@contextlib.contextmanager
-def _main_left_alone() -> Iterator[None]:
-    """While the LocalCluster spawns its first workers: multiprocessing finds no ``__main__`` to
-    re-import in them (a script without ``if __name__ == "__main__":`` would sweep again)."""
-    main = sys.modules.get("__main__")
-    if main is None:
-        yield
-        return
-    sys.modules["__main__"] = types.ModuleType("__main__", "stand-in while sweeper starts Dask workers")
-    try:
-        yield
-    finally:
-        sys.modules["__main__"] = main
-
-
-def _local_cluster(n_workers: int) -> Any:
-    """``local:N``: N one-thread worker processes on 127.0.0.1, each with a nanny; not daemonic,
-    so trials may start processes of their own (joblib, multiprocessing) as locally."""
-    import dask
-
-    started = time.monotonic()
-    # Nannies run in this process: Dask's pre-spawn variables (OMP_NUM_THREADS=1, ...) would be
-    # set in our own environment. The workers get nested parallelism's share from the serve task.
-    # Dask's sampling profiler (every 10 ms, in every worker) is off: it slowed trials down.
-    settings = {"distributed.worker.daemon": False, "distributed.nanny.pre-spawn-environ": {},
-                "distributed.nanny.environ": {"MALLOC_TRIM_THRESHOLD_": 65536},
-                "distributed.worker.profile.enabled": False}
-    seed = os.environ.get("PYTHONHASHSEED")
-    with dask.config.set(settings), _main_left_alone():
-        try:
-            cluster = distributed.LocalCluster(
-                n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                dashboard_address=None, silence_logs=logging.ERROR,
-                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},  # its HTTP server: not on 8787
-            )
-        except Exception as exc:  # noqa: BLE001
-            raise BackendError(f"could not start a local Dask cluster of {n_workers} workers: {exc}") from exc
-        finally:
-            if seed is None:  # the nannies set one for their workers, in this process's environment
-                os.environ.pop("PYTHONHASHSEED", None)
-    logger.debug("local Dask cluster of %d workers up in %.1fs", n_workers, time.monotonic() - started)
-    return cluster
