@@ -13,16 +13,20 @@ Messages to the coordinator are plain lists, decoded through the messages' white
 never unpickles what a worker sends (Dask's own protocol trusts the cluster's members: that is
 what TLS is for). ``backend_for_cluster("local:N" | "tcp://host:8786")`` makes one.
 
-Transport, chosen by measurement (``benchmarks/b7_dask.py``, a Suggest from a worker and the
-answer back, LocalCluster on 127.0.0.1, 2 cores, median of 300): Dask queues both ways 1.95 ms;
-events out (``log_event``) + queue in 2.83 ms; queue out + an actor inbox on the worker 2.70 ms
-(Pub/Sub is gone from distributed 2026.8). Queues are also the only one whose put is
-acknowledged: a put returns once the scheduler holds the message, so what a worker said before
-it died is never lost and its ``WorkerLost`` can come after it; events are batched and
-fire-and-forget, and an actor lives on one worker. Every remote call is made on one asyncio
-thread (``backend.py``): the coordinator's thread never waits on the network.
+Transport, chosen by measurement (``benchmarks/b7_dask.py``: a Suggest-sized message from a
+worker to the coordinator and an answer back, median of 300, 2 cores, 127.0.0.1; two runs):
+Dask queues both ways 1.2-2.4 ms; events out (``log_event``) and a queue in 2.7-2.8 ms; a queue
+out and an actor inbox on the worker 2.9-5.5 ms (distributed 2026.8 has no Pub/Sub). Queues are
+also the only primitive whose put is acknowledged: a put returns once the scheduler holds the
+message, so what a worker said before it died is never lost and its ``WorkerLost`` can come
+after it; events are batched and fire-and-forget, and an actor lives and dies with one worker.
+Every remote call is made on one asyncio thread (``backend.py``): the coordinator's thread
+never waits on the network.
 
-Only the Dask backend imports dask/distributed, and only when a sweep asks for a cluster.
+    backend.py  the coordinator's side (the Backend)   remote.py  what runs on workers and nannies
+    cluster.py  local:N, the TLS warning, the words for versions and modules that differ
+
+Only this package imports dask/distributed, and only when a sweep asks for a cluster.
 """
 
 from __future__ import annotations

@@ -256,7 +256,12 @@ class DaskBackend:
         self._open()
         assert self._loop is not None
         info = asyncio.run_coroutine_threadsafe(self._client.scheduler.identity(n_workers=-1), self._loop)
-        return len(info.result(timeout=self._connect_timeout_s)["workers"])
+        try:
+            return len(info.result(timeout=self._connect_timeout_s)["workers"])
+        except Exception as exc:  # noqa: BLE001 - TimeoutError, a lost connection
+            info.cancel()
+            raise BackendError(f"the Dask scheduler at {self.address} did not say how many workers it has: "
+                               f"{exc!r}") from exc
 
     # --- connecting ---------------------------------------------------------------------------------
 
@@ -308,13 +313,13 @@ class DaskBackend:
 
     async def _start(self, n_workers: int) -> None:
         client = self._client
-        await self._check_versions()
         try:
             await client.wait_for_workers(1, timeout=self._connect_timeout_s)
         except Exception as exc:  # noqa: BLE001 - TimeoutError
             raise BackendError(f"no Dask worker joined the scheduler at {self.address} within "
                                f"{self._connect_timeout_s:.0f}s (start one: dask worker {self.address} "
                                "--nthreads 1)") from exc
+        await self._check_versions()
         try:
             await client.register_plugin(remote.ExitNotes(), name="sweeper-exit-notes")
         except Exception as exc:  # noqa: BLE001 - a nanny that cannot import sweeper, an old one
