@@ -241,6 +241,36 @@ def test_the_digits_grid_through_the_cli_on_local_2_runs_every_point_once(tmp_pa
     assert {r.data.tags["sweeper.worker_host"] for r in children.values()} == {socket.gethostname()}
 
 
+def test_ctrl_c_on_local_2_lets_running_trials_finish(tmp_path, tracking_uri, experiment):
+    """The terminal's Ctrl-C reaches the whole process group: the coordinator stops scheduling
+    and lets running trials finish; the local cluster's workers (sessions of their own) carry on."""
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(user_config(
+        "test_dask:quick", tracking_uri, experiment, 40, objective_kwargs={"sleep_s": 1.0}, report=False)))
+    cli = subprocess.Popen(
+        [str(Path(sys.executable).parent / "sweeper"), "run", "sweep.yaml", "--cluster", "local:2"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path, start_new_session=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(ROOT)])},
+    )
+    try:
+        assert cli.stdout is not None
+        seen = []
+        for line in cli.stdout:  # bounded by the test's timeout
+            seen.append(line)
+            if line.startswith("trial ") and " complete " in line:
+                break
+        os.killpg(cli.pid, signal.SIGINT)
+        rest, _ = cli.communicate(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(cli.pid, signal.SIGKILL)
+    out = "".join(seen) + rest
+    assert cli.returncode == 130, out[-3000:]
+    assert "stopped early: interrupted by SIGINT" in out and "Traceback" not in out, out[-3000:]
+    study = optuna_study(tmp_path / ".sweeper" / experiment / "study.journal", experiment)
+    assert 0 < len(study.trials) < 40
+    assert all(t.state.name == "COMPLETE" for t in study.trials), [t.state.name for t in study.trials]
+
+
 def optuna_study(journal: Path, name: str) -> Any:
     import optuna
     from optuna.storages.journal import JournalFileBackend

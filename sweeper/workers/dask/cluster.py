@@ -102,6 +102,7 @@ def local_cluster(n_workers: int) -> Any:
         try:
             cluster = distributed.LocalCluster(
                 n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                preload=[__name__],  # dask_setup below, in every worker process at its start
                 dashboard_address=None, silence_logs=logging.ERROR,
                 scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},  # its HTTP server: not on 8787
             )
@@ -112,3 +113,13 @@ def local_cluster(n_workers: int) -> Any:
                 os.environ.pop("PYTHONHASHSEED", None)
     logger.debug("local Dask cluster of %d workers up in %.1fs", n_workers, time.monotonic() - started)
     return cluster
+
+
+def dask_setup(worker: Any) -> None:
+    """Run by each ``local:N`` worker process as it starts (Dask's ``preload``): a session of its
+    own, so the terminal's Ctrl-C (and a SIGTERM to our process group) reaches the coordinator
+    alone, which lets running trials finish first, as with local workers. The nanny still ends
+    it (``end_worker``), and it still exits with this process."""
+    with contextlib.suppress(OSError):
+        os.setsid()
+
