@@ -102,13 +102,13 @@ class Sweep:
 
             claim_multiprocessing_temp_dir()  # its sockets where a killed sweep's next run removes them
         backend = self._backend()
-        if spec.objective is None:
-            from .config import check_config
-
-            check_config(cfg)  # imports sklearn/optuna; the forkserver warms up meanwhile
-        uri = self._tracking_uri()
         lock = None
         try:
+            if spec.objective is None:
+                from .config import check_config
+
+                check_config(cfg)  # imports sklearn/optuna; the forkserver warms up meanwhile
+            uri = self._tracking_uri()
             study, storage_dir = self._open_study()
             if spec.journal and storage_dir is not None:
                 lock = SweepLock(storage_dir)
@@ -120,7 +120,7 @@ class Sweep:
             self._counted_at_start = resumed.totals.counted
             n_target = self._n_target()
             remaining = None if n_target is None else max(0, n_target - resumed.totals.counted)
-            workers = self._n_workers(backend)
+            workers = self._n_workers()
             recorder = self._recorder(study, uri, storage_dir, workers)
             if remaining == 0:
                 return self._nothing_to_do(study, recorder, resumed.totals, uri, n_target)
@@ -138,7 +138,11 @@ class Sweep:
                 on_trial_finished=spec.on_trial_finished, callbacks=spec.callbacks,
                 on_workers_changed=self._processes_writer(storage_dir, backend, recorder),
             )
-            summary, outcome = self._drive(coordinator)
+            try:
+                summary, outcome = self._drive(coordinator)
+            except BaseException as exc:  # the workers' channel lost, say: end the record, then say why
+                self._abandon(study, recorder, coordinator, exc, n_target)
+                raise
             failures = recorder.close(coordinator.sweep_end(outcome))
             for failure in failures:  # every path reports them: the CLI and sweeper.optimize alike
                 logger.warning("MLflow write failed: %s", failure)
@@ -160,6 +164,23 @@ class Sweep:
             if lock is not None:
                 (lock.path.parent / "processes.json").unlink(missing_ok=True)
                 lock.release()
+
+    def _abandon(self, study: Any, recorder: Recorder, coordinator: Coordinator, exc: BaseException,
+                 n_target: int | None) -> None:
+        """The sweep stopped on an error: its record ends (the parent KILLED, the writer gone,
+        so a rerun in this process does not wait on it) and the study says it was interrupted;
+        running it again resumes. Never hides the error itself."""
+        from .engine.recorder import SweepEnd
+
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        try:
+            end = coordinator.sweep_end("interrupted")
+            for failure in recorder.close(SweepEnd("interrupted", reason, end.progress, end.pareto_front)):
+                logger.warning("MLflow write failed: %s", failure)
+            _write_attrs(study, recorder.study_attrs())
+            self._write_outcome(study, "interrupted", reason, n_target)
+        except Exception:  # noqa: BLE001 - the error that stopped the sweep is the one to report
+            logger.debug("could not end the record of a failed sweep", exc_info=True)
 
     # --- the parts --------------------------------------------------------------------------------
 
@@ -186,11 +207,14 @@ class Sweep:
         if self.cfg.cluster:
             from .workers.dask import backend_for_cluster
 
-            return backend_for_cluster(
+            dask_backend = backend_for_cluster(
                 self.cfg.cluster, objectives={moved.name: payload} if moved is not None and isinstance(payload, bytes)
                 else None, modules=self._preload(),
                 max_trials_per_worker=self.cfg.max_trials_per_worker, max_worker_memory_mb=self.cfg.max_worker_memory_mb,
             )
+            dask_backend.prewarm()  # the cluster comes up while the study and MLflow are set up
+            self._cluster_backend = dask_backend
+            return dask_backend
         from .workers.callables import references_main
         from .workers.local import LocalBackend
 
@@ -209,12 +233,12 @@ class Sweep:
         backend.prewarm()  # workers' imports overlap the checks and the study's set-up
         return backend
 
-    def _n_workers(self, backend: Backend) -> int:
+    def _n_workers(self) -> int:
         """Worker slots: ``n_jobs``, else one per core here, or one per Dask worker on a cluster."""
         if self.cfg.cluster:
             if self.cfg.n_jobs is not None and self.cfg.n_jobs > 0:
                 return self.cfg.n_jobs
-            size = getattr(backend, "cluster_size")()
+            size = self._cluster_backend.cluster_size()
             if size < 1:
                 raise SweeperError(f"the Dask cluster {self.cfg.cluster} has no workers; start some "
                                    "(dask worker tcp://... --nthreads 1) or give n_jobs")

@@ -380,6 +380,10 @@ def test_killed_manager_fails_running_trials_and_exits_1_without_hanging(tmp_pat
     assert gone([w["pid"] for w in pids["workers"].values()]) == []
     study = study_of(tmp_path)
     assert not [t for t in study.trials if not t.state.is_finished()]
+    assert study.user_attrs["sweeper_outcome"]["outcome"] == "interrupted"  # resumable, with why
+    assert "lost the channel" in study.user_attrs["sweeper_outcome"]["reason"]
+    _, parent, children = mlflow_children(tmp_path, study)
+    assert parent.info.status == "KILLED" and "RUNNING" not in {r.info.status for r in children}
 
 
 def test_mlflow_writer_process_killed_mid_sweep_loses_no_trial(tmp_path):
