@@ -13,13 +13,14 @@ failure brake stopped it (also: ``--register`` failed, ``best`` found no complet
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .errors import BackendError, SweeperError
@@ -134,11 +135,15 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    with _logging_to_stderr():
+        return _run_logged(args)
+
+
+def _run_logged(args: argparse.Namespace) -> int:
     from .api import run_config
     from .config import load_config
 
     started = time.monotonic()
-    _log_to_stderr()
     cfg = load_config(args.config, _overrides(args))
     if args.register and cfg.objective is not None:
         raise SweeperError("--register needs the built-in scikit-learn objective (model: and data:); "
@@ -360,13 +365,13 @@ def _short(value: Any) -> str:
     return str(value)
 
 
-def _log_to_stderr() -> None:
-    """Sweeper's log lines on stderr, once however often ``main`` runs in one process."""
+@contextlib.contextmanager
+def _logging_to_stderr() -> Iterator[None]:
+    """Sweeper's log lines on stderr for one ``sweeper run``; the logger is left as it was
+    found afterwards (``main`` may run many times in one process: tests, notebooks)."""
     logger = logging.getLogger("sweeper")
-    for old in [h for h in logger.handlers if getattr(h, "sweeper_cli", False)]:
-        logger.removeHandler(old)
+    saved = logger.level, logger.propagate
     handler = logging.StreamHandler(sys.stderr)
-    handler.sweeper_cli = True  # type: ignore[attr-defined]
     # In a terminal, a warning first clears the progress line it interrupts.
     clear = "\r\033[K" if sys.stderr.isatty() else ""
     handler.setFormatter(logging.Formatter(clear + "sweeper: %(message)s"))
@@ -377,6 +382,12 @@ def _log_to_stderr() -> None:
     logger.propagate = False
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # store-creation chatter
     _quiet_optuna()
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
 
 
 def _quiet_optuna() -> None:

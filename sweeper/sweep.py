@@ -42,7 +42,7 @@ from .errors import SweeperError, TrackingError
 from .objectives.builtin import OBJECTIVE as BUILTIN_OBJECTIVE
 from .objectives.builtin import builtin_kwargs, cores, spec_dict
 from .workers.backend import Backend
-from .workers.callables import module_of, transport
+from .workers.callables import Transport, module_of, transport
 
 logger = logging.getLogger("sweeper")
 
@@ -91,6 +91,9 @@ class Sweep:
     def __init__(self, spec: SweepSpec) -> None:
         self.spec = spec
         self.cfg = spec.config
+        self._transport: Transport | None = None  # how a Python objective travels, once decided
+        self._cluster_backend: Any = None  # the Dask backend, when the sweep runs on a cluster
+        self._counted_at_start = 0  # trials an earlier session already did (optimize: n_trials more)
 
     def run(self) -> SweepResult:
         cfg, spec = self.cfg, self.spec
@@ -192,13 +195,13 @@ class Sweep:
             return self.cfg.objective or BUILTIN_OBJECTIVE
         if isinstance(objective, str):
             return objective
-        if getattr(self, "_transport", None) is None:
+        if self._transport is None:
             self._transport = transport(objective, in_process=self.spec.in_process)
         return self._transport.name
 
     def _backend(self) -> Backend:
         self._objective_ref()
-        moved = getattr(self, "_transport", None)
+        moved = self._transport
         payload = None if moved is None else moved.payload
         if self.spec.in_process:
             from .workers.inline import InlineBackend
@@ -255,6 +258,7 @@ class Sweep:
             return [module_of(objective)]
         if objective is not None:
             self._objective_ref()
+            assert self._transport is not None
             return list(self._transport.modules)
         if cfg.objective is not None:
             return [module_of(cfg.objective)]
@@ -328,7 +332,7 @@ class Sweep:
         cfg = self.cfg
         n_trials = cfg.n_trials
         if self.spec.n_trials_more and n_trials is not None:
-            n_trials += getattr(self, "_counted_at_start", 0)
+            n_trials += self._counted_at_start
         if cfg.sampler.name == "grid" and self.spec.sampler is None:
             size = grid_size(tuple(cfg.search_space))
             if size is not None:

@@ -5,7 +5,6 @@ A real ``mlflow server`` on loopback, killed (and restarted) on the same store."
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import threading
 import time

@@ -15,7 +15,7 @@ from conftest import children_runs
 from test_store_contract import record, start, sweep_open
 
 import sweeper
-from sweeper.tracking.frames import Close, Open, TrialEnd
+from sweeper.tracking.frames import Close, TrialEnd
 from sweeper.tracking.records import SWEEP_KEY_TAG, ChildRecord
 from sweeper.tracking.writer import Writer
 

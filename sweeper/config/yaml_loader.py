@@ -210,7 +210,7 @@ def _construct(loader: _Loader, node: yaml.Node) -> Any:
     """
     try:
         return loader.construct_document(node)
-    except ValueError as exc:  # int() refuses numbers of more than sys.get_int_max_str_digits()
+    except ValueError:  # int() refuses numbers of more than sys.get_int_max_str_digits()
         raise _Limit("numbers of at most 4,300 digits", "a longer one") from None
 
 

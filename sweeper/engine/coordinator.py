@@ -59,7 +59,6 @@ from .study import (
     TRACEBACK_ATTR,
     WORKER_ATTR,
     Totals,
-    counts_toward_budget,
     is_sweeper_attr,
 )
 

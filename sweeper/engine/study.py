@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import _compat
-from .._procs import pid_alive
+from .._procs import flock_within, pid_alive
 from ..errors import ConfigError, ConfigProblem, SweeperError
 from .recorder import Measurement, TrialRecord
 
@@ -202,21 +202,18 @@ class SweepLock:
             from .journal import JournalWriteError
 
             raise JournalWriteError(str(self.path.parent / JOURNAL), exc) from None
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                holder = read_pid(self.path)
-                if (holder is not None and pid_alive(holder)) or time.monotonic() > deadline:
-                    os.close(fd)
-                    named = f"pid {holder}" if holder is not None else "another process"
-                    raise SweeperError(
-                        f"sweep in {self.path.parent} is already running ({named}); "
-                        "wait for it, stop it, or give this run another --name"
-                    ) from None
-                time.sleep(0.01)
+        def held_by_a_live_process() -> bool:
+            holder = read_pid(self.path)
+            return holder is not None and pid_alive(holder)
+
+        if not flock_within(fd, wait_s, give_up=held_by_a_live_process):
+            os.close(fd)
+            holder = read_pid(self.path)
+            named = f"pid {holder}" if holder is not None else "another process"
+            raise SweeperError(
+                f"sweep in {self.path.parent} is already running ({named}); "
+                "wait for it, stop it, or give this run another --name"
+            )
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)

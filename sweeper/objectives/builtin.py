@@ -6,7 +6,7 @@ the same share every worker's nested parallelism gets)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from ..workers.nested import core_share, cores

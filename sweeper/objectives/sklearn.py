@@ -120,7 +120,6 @@ def _score_cv(trial: Any, model: Any, X: Any, y: Any, evaluation: Mapping[str, A
               seed: int | None, prune: bool) -> float:
     from sklearn.base import clone
     from sklearn.metrics import check_scoring
-    from sklearn.utils import _safe_indexing
 
     splitter = make_splitter(model, y, evaluation, seed)
     scorer = check_scoring(model, scoring=evaluation.get("scoring"))
@@ -130,9 +129,9 @@ def _score_cv(trial: Any, model: Any, X: Any, y: Any, evaluation: Mapping[str, A
     for fold, (train, test) in enumerate(folds):
         fold_model = clone(model)
         started = time.perf_counter()
-        fold_model.fit(_safe_indexing(X, train), _safe_indexing(y, train))
+        fold_model.fit(_rows(X, train), _rows(y, train))
         fit_times.append(time.perf_counter() - started)
-        score = float(scorer(fold_model, _safe_indexing(X, test), _safe_indexing(y, test)))
+        score = float(scorer(fold_model, _rows(X, test), _rows(y, test)))
         scores.append(score)
         trial.log_metrics({"fold_score": score, "fold_fit_time_s": fit_times[-1]}, step=fold)
         running_mean = sum(scores) / len(scores)
@@ -189,3 +188,9 @@ def _score_partial_fit(trial: Any, model: Any, X: Any, y: Any, evaluation: Mappi
         if prune and epoch < epochs - 1 and trial.should_prune():
             raise TrialPruned(f"pruned after epoch {epoch}")
     return score
+
+
+def _rows(data: Any, indices: Any) -> Any:
+    """The rows of a NumPy array or a pandas frame/series at ``indices`` (what scikit-learn's
+    cross-validation takes, without its private helper)."""
+    return data.iloc[indices] if hasattr(data, "iloc") else data[indices]

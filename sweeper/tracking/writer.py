@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._procs import flock_within
 from .._redact import redact_uri
 from . import spool
 from .client_store import ClientStore
@@ -125,24 +126,15 @@ class Writer:
         that before it looks for the parent run (else both could make one)."""
         if self.spec.spool_path is None:
             return
-        import fcntl  # POSIX, as the sweep's own lock
-
         directory = os.path.dirname(os.path.abspath(self.spec.spool_path))
         os.makedirs(directory, exist_ok=True)
         fd = os.open(os.path.join(directory, "writer.lock"), os.O_RDWR | os.O_CREAT, 0o644)
-        deadline = self._clock() + WRITER_LOCK_WAIT_S
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if self._clock() > deadline:
-                    os.close(fd)
-                    raise StoreProblem(
-                        f"another MLflow writer of this sweep is still writing after {WRITER_LOCK_WAIT_S:.0f}s "
-                        f"(it holds {directory}/writer.lock); wait for it to finish, or stop it, and run again"
-                    ) from None
-                time.sleep(0.05)
+        if not flock_within(fd, WRITER_LOCK_WAIT_S, clock=self._clock, poll_s=0.05):
+            os.close(fd)
+            raise StoreProblem(
+                f"another MLflow writer of this sweep is still writing after {WRITER_LOCK_WAIT_S:.0f}s "
+                f"(it holds {directory}/writer.lock); wait for it to finish, or stop it, and run again"
+            )
         self._lock_fd = fd  # released when this process ends, however it ends
 
     def _direct_or_client(self, step: Callable[[Store], Any]) -> Any:

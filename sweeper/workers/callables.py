@@ -17,6 +17,7 @@ failed and its type, never its value.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import logging
@@ -289,3 +290,24 @@ def _parts(obj: Any) -> Iterator[tuple[str, Any]]:
 def _type_name(obj: Any) -> str:
     kind = type(obj)
     return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+
+
+@contextlib.contextmanager
+def main_left_alone(reason: str = "sweeper starts a worker") -> Iterator[None]:
+    """While a process starts: multiprocessing finds no ``__main__`` to re-import in it.
+
+    It decides from ``sys.modules["__main__"]`` when the process starts (its spec name or
+    ``__file__``; neither: "leave it alone entirely", as for an interactive session), so a
+    stand-in without either is put there for that moment (a script without
+    ``if __name__ == "__main__":`` would otherwise sweep again in every worker). Nothing is
+    changed in the user's module itself; workers get objectives from ``__main__`` by value.
+    """
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    sys.modules["__main__"] = types.ModuleType("__main__", f"stand-in while {reason}")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main

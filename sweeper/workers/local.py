@@ -30,8 +30,7 @@ import signal
 import sys
 import tempfile
 import time
-import types
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._procs import pid_alive
@@ -41,6 +40,7 @@ from .messages import FromBackend, Shutdown, ToWorker, WorkerLost, WorkerReady
 from .descendants import end_groups
 from .nested import worker_environment
 from .process import WorkerOptions, detach_from_terminal_signals, read_capped, start_orphan_watchdog, worker_main
+from .callables import main_left_alone
 from .shared import Publication
 
 #: How long ``close`` waits for workers to leave on their own before killing them.
@@ -195,24 +195,12 @@ class LocalBackend:
         self._inboxes[worker_id] = inbox
         self._processes[worker_id] = process
 
-    @contextlib.contextmanager
-    def _main_left_alone(self) -> Iterator[None]:
-        """While a process starts: multiprocessing finds no ``__main__`` to re-import in it.
-
-        It decides from ``sys.modules["__main__"]`` when the process starts (its spec name or
-        ``__file__``; neither: "leave it alone entirely", as for an interactive session), so a
-        stand-in without either is put there for that moment. Nothing is changed in the
-        user's module itself; workers get objectives from ``__main__`` by value.
-        """
-        main = sys.modules.get("__main__")
-        if self._import_main or main is None or self.start_method == "fork":
-            yield
-            return
-        sys.modules["__main__"] = types.ModuleType("__main__", "stand-in while sweeper starts a worker")
-        try:
-            yield
-        finally:
-            sys.modules["__main__"] = main
+    def _main_left_alone(self) -> contextlib.AbstractContextManager[None]:
+        """``callables.main_left_alone`` while a worker or the Manager starts, unless its
+        objective_kwargs hold objects of the script's own classes (workers import it then)."""
+        if self._import_main or self.start_method == "fork":
+            return contextlib.nullcontext()
+        return main_left_alone()
 
     def _output_path(self, worker_id: int) -> str | None:
         return None if self._scratch is None else os.path.join(self._scratch, f"worker-{worker_id}.out")

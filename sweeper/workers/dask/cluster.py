@@ -12,16 +12,15 @@ import contextlib
 import ipaddress
 import logging
 import os
-import sys
 import time
-import types
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import distributed as _distributed
 from distributed.comm.addressing import get_address_host
 
 from ...errors import BackendError
+from ..callables import main_left_alone
 
 distributed: Any = _distributed  # untyped at these edges (its calls are not annotated)
 logger = logging.getLogger("sweeper")
@@ -70,21 +69,6 @@ def warn_if_exposed(address: str, security: Any) -> None:
             address)
 
 
-@contextlib.contextmanager
-def _main_left_alone() -> Iterator[None]:
-    """While the LocalCluster spawns its first workers: multiprocessing finds no ``__main__`` to
-    re-import in them (a script without ``if __name__ == "__main__":`` would sweep again)."""
-    main = sys.modules.get("__main__")
-    if main is None:
-        yield
-        return
-    sys.modules["__main__"] = types.ModuleType("__main__", "stand-in while sweeper starts Dask workers")
-    try:
-        yield
-    finally:
-        sys.modules["__main__"] = main
-
-
 def local_cluster(n_workers: int) -> Any:
     """``local:N``: N one-thread worker processes on 127.0.0.1, each with a nanny; not daemonic,
     so trials may start processes of their own (joblib, multiprocessing) as locally."""
@@ -98,7 +82,7 @@ def local_cluster(n_workers: int) -> Any:
                 "distributed.nanny.environ": {"MALLOC_TRIM_THRESHOLD_": 65536},
                 "distributed.worker.profile.enabled": False}
     seed = os.environ.get("PYTHONHASHSEED")
-    with dask.config.set(settings), _main_left_alone():
+    with dask.config.set(settings), main_left_alone("sweeper starts Dask workers"):
         try:
             cluster = distributed.LocalCluster(
                 n_workers=n_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
