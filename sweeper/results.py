@@ -286,6 +286,8 @@ def best_summary(study: Any, name: str | None = None) -> dict[str, Any]:
 def trials_frame(study: Any) -> Any:
     """The full trials table (``study.trials_dataframe()``) plus each trial's MLflow run id and
     failure reason; system attrs (tracebacks) are left out."""
+    import pandas
+
     frame = study.trials_dataframe(multi_index=False)
     system = [c for c in frame.columns if c.startswith("system_attrs_")]
     frame = frame.drop(columns=system)
@@ -294,6 +296,11 @@ def trials_frame(study: Any) -> Any:
         frame = frame.rename(columns={"duration": "duration_s"})
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     numbers = frame["number"].tolist() if "number" in frame.columns else []
+    for column in [c for c in frame.columns if c.startswith("params_")]:
+        # each value as the trial holds it: pandas makes a column of [0.1, 1, 10] floats (1.0)
+        name = column[len("params_"):]
+        frame[column] = pandas.Series([trials[n].params.get(name) for n in numbers], index=frame.index,
+                                      dtype=object)
     frame["mlflow_run_id"] = [run_id_of(study, trials[n]) for n in numbers]
     frame["fail_reason"] = [trials[n].system_attrs.get("sweeper:fail_reason") for n in numbers]
     return frame

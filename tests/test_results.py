@@ -577,3 +577,20 @@ def test_ui_on_a_tracking_server_just_prints_its_urls(capsys, tmp_path):
     assert code == 0
     assert "MLflow server already: http://u:***@mlflow.example:8080" in out
     assert "experiment: http://u:***@mlflow.example:8080/#/experiments/7/runs?workflowType=machine_learning" in out
+
+
+def test_the_trials_table_keeps_each_param_as_the_trial_holds_it(tmp_path):
+    """A categorical of [0.1, 1, 10, 100] exported as 1.0/100.0 read as another value (issue #13)."""
+    import optuna
+
+    from sweeper import results
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.GridSampler({"C": [0.1, 1, 10, 100], "k": ["rbf", "linear"]}))
+    study.optimize(lambda t: t.suggest_categorical("C", [0.1, 1, 10, 100]) + len(t.suggest_categorical("k", ["rbf", "linear"])),
+                   n_trials=8)
+    path = tmp_path / "t.csv"
+    results.trials_frame(study).to_csv(path, index=False)
+    text = path.read_text()
+    assert ",1,rbf" in text or ",1,linear" in text
+    assert ",1.0," not in text and ",100.0," not in text
