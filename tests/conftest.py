@@ -19,6 +19,17 @@ if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))  # so workers can import tests/_objectives.py as `_objectives`
 
 
+@pytest.fixture(autouse=True)
+def environment_kept():
+    """Each test gets the environment the one before it started with: MLflow's
+    ``set_tracking_uri`` writes ``MLFLOW_TRACKING_URI`` into it, and a CLI subprocess started by a
+    later test would otherwise write its runs into that store instead of its own."""
+    before = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(before)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def sweeper_cache(tmp_path_factory: pytest.TempPathFactory):
     """The store template (``sweeper.tracking.template``) goes to a cache of this session's own,

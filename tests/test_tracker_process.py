@@ -124,3 +124,14 @@ def test_open_frame_is_plain_data():
                  (ChildRecord(0, "FINISHED", 1, 2),))
     [back] = FrameReader().feed(encode(frame))
     assert back == frame
+
+
+def test_replies_read_while_sending_are_handed_out_not_dropped(tmp_path):
+    """A send pumps the pipes; what the writer said meanwhile must reach the next pump's caller
+    (dropping it lost the writer's Opened, Written or Closed whenever it answered quickly)."""
+    from sweeper.tracking.process import WriterProcess
+
+    writer = WriterProcess()
+    writer._arrived = ["a reply read during a send"]  # as if send()'s pump had read it
+    assert writer.pump() == ["a reply read during a send"]
+    assert writer.pump() == []

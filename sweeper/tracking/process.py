@@ -48,6 +48,7 @@ class WriterProcess:
         self._proc: subprocess.Popen[bytes] | None = None
         self._out = bytearray()
         self._reader = FrameReader()
+        self._arrived: list[Any] = []  # read by a send's pump, not handed out yet
         self._log: IO[bytes] | None = None
         self.exit_code: int | None = None
 
@@ -81,7 +82,7 @@ class WriterProcess:
     def send(self, frame: Any) -> None:
         if not self.gone:
             self._out += encode(frame)
-            self.pump()
+            self._arrived += self.pump()  # replies read meanwhile go to the next pump's caller
 
     @property
     def backlog_bytes(self) -> int:
@@ -90,13 +91,13 @@ class WriterProcess:
     def pump(self, timeout_s: float = 0.0) -> list[Any]:
         """Write what the pipe takes, read what arrived; with ``timeout_s``, wait up to that long
         for something to arrive. The frames that came back."""
+        frames, self._arrived = self._arrived, []
         if self._proc is None or self.exit_code is not None:
-            return []
+            return frames
         assert self._proc.stdin is not None and self._proc.stdout is not None
         if self._proc.stdin.closed:
-            return []
+            return frames
         stdin, stdout = self._proc.stdin.fileno(), self._proc.stdout.fileno()
-        frames: list[Any] = []
         deadline = time.monotonic() + timeout_s
         while True:
             self._write_some(stdin)
@@ -140,7 +141,7 @@ class WriterProcess:
 
     def wait(self, timeout_s: float) -> list[Any]:
         """Pump until the process exits or ``timeout_s`` passed (then it is killed)."""
-        frames: list[Any] = []
+        frames, self._arrived = self._arrived, []
         deadline = time.monotonic() + timeout_s
         while not self.gone and time.monotonic() < deadline:
             frames += self.pump(min(1.0, max(0.0, deadline - time.monotonic())))
@@ -234,8 +235,9 @@ def main() -> int:
         try:
             while data:
                 data = data[os.write(replies, data):]
-        except OSError:
+        except OSError as exc:
             coordinator_alive = False  # it died; the writes themselves still land
+            print(f"sweeper writer: no more replies to the coordinator ({exc!r})", file=sys.stderr, flush=True)
 
     frames: list[Any] = []
     while not frames:
