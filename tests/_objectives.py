@@ -390,3 +390,11 @@ class CountsUnpickling:
 
     def __call__(self, trial):
         return float(UNPICKLED["count"])
+
+
+def relative_seen(trial):
+    """Keeps what the trial says its sampler chose jointly, then asks for those params."""
+    relative = dict(trial.relative_params)
+    x = trial.suggest_float("x", 0.0, 1.0)
+    trial.set_user_attr("relative_params", relative)
+    return x

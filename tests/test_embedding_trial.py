@@ -36,6 +36,29 @@ def test_trial_study_and_the_rest_of_the_trial_surface():
         best_so_far = trial.value if best_so_far is None else max(best_so_far, trial.value)
 
 
+class _JointSampler(optuna.samplers.BaseSampler):
+    """A sampler that samples ``x`` jointly (``sample_relative``), as TPE(multivariate) or CMA-ES do."""
+
+    def infer_relative_search_space(self, study, trial):
+        return {"x": optuna.distributions.FloatDistribution(0.0, 1.0)}
+
+    def sample_relative(self, study, trial, search_space):
+        return {"x": 0.25 + 0.5 * (trial.number % 2)}
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        raise AssertionError(f"{param_name} should have been sampled jointly")
+
+
+def test_relative_params_are_optunas_relative_params():
+    joint = sweeper.optimize("_objectives:relative_seen", n_trials=2, n_jobs=1, sampler=_JointSampler(), track=False)
+    for trial in joint.trials:
+        expected = 0.25 + 0.5 * (trial.number % 2)
+        assert trial.user_attrs["relative_params"] == {"x": expected} and trial.params["x"] == expected
+    independent = sweeper.optimize("_objectives:relative_seen", n_trials=2, n_jobs=1, sampler="random",
+                                   track=False, seed=0)
+    assert [t.user_attrs["relative_params"] for t in independent.trials] == [{}, {}]  # as Optuna's trial says
+
+
 def test_trial_study_is_read_only():
     from sweeper.workers.trial import StudyDirection, StudyView
 

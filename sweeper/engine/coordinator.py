@@ -301,6 +301,7 @@ class Coordinator:
             self._attempts[trial.number] = self._attempts.get(retry_of, 0) + 1
         try:
             params = {_spec_name(spec): suggest_on(trial, spec) for spec in self.plan.space}
+            relative = dict(trial.relative_params)  # sampled once per trial anyway (Optuna's own rule)
         except Exception as exc:  # noqa: BLE001 - e.g. a sampler that cannot sample this space
             self._idle.add(worker_id)
             self._tell_failure(trial, f"{type(exc).__name__}: {exc}", "sampler")
@@ -311,7 +312,7 @@ class Coordinator:
         self._running[worker_id] = running
         self.backend.send(worker_id, RunTrial(
             trial.number, self.plan.objective, params, dict(self.plan.objective_kwargs),
-            capture_output=self.plan.capture_output, study=self._study_view,
+            capture_output=self.plan.capture_output, study=self._study_view, relative_params=relative,
         ))
         self.recorder.trial_started(
             TrialStarted(trial.number, running.start_ms, self._workers.get(worker_id), retry_of)

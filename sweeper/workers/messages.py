@@ -28,7 +28,8 @@ class RunTrial:
     """Run one trial. ``objective`` names the objective as the backend delivered it (an import
     path ``"pkg.mod:fn"``, or the key of one sent by value); ``params`` were sampled by the
     coordinator already (the declared search space), others arrive by ``Suggest``. ``study``
-    is what ``trial.study`` shows (name, directions, best so far), as the coordinator knows it."""
+    is what ``trial.study`` shows (name, directions, best so far), as the coordinator knows it;
+    ``relative_params`` what Optuna's trial holds as such (its sampler's joint sampling)."""
 
     trial_number: int
     objective: str
@@ -36,6 +37,7 @@ class RunTrial:
     objective_kwargs: dict[str, Any]
     capture_output: bool = False  # send the trial's stdout/stderr back with its result
     study: dict[str, Any] | None = None
+    relative_params: dict[str, Any] | None = None  # what the sampler's sample_relative chose
 
 
 @dataclass(frozen=True, slots=True)

@@ -139,7 +139,8 @@ def run_trial(worker_id: int, message: RunTrial, inbox: Channel, outbox: Channel
               objectives: Objectives) -> TrialFinished:
     """Run one objective call and describe its outcome as plain data."""
     number = message.trial_number
-    trial = Trial(number, message.params, worker_id=worker_id, inbox=inbox, outbox=outbox, study=message.study)
+    trial = Trial(number, message.params, worker_id=worker_id, inbox=inbox, outbox=outbox, study=message.study,
+                  relative_params=message.relative_params)
     started = time.perf_counter()
 
     def finished(state: str, **fields: Any) -> TrialFinished:

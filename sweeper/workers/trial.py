@@ -133,11 +133,13 @@ class Trial:
         inbox: _Channel,
         outbox: _Channel,
         study: Mapping[str, Any] | None = None,
+        relative_params: Mapping[str, Any] | None = None,
     ) -> None:
         self._number = number
         self._study = StudyView(study or {})
         self._datetime_start = datetime.datetime.now()
         self._presampled = dict(params)
+        self._relative = dict(relative_params or {})
         self._params: dict[str, Any] = {}
         self._distributions: dict[str, dict[str, Any]] = {}
         self._user_attrs: dict[str, Any] = {}
@@ -169,9 +171,10 @@ class Trial:
 
     @property
     def relative_params(self) -> dict[str, Any]:
-        """The params the coordinator's sampler chose before the trial started (a config's
-        declared search space); what the objective asks for itself is sampled on demand."""
-        return dict(self._presampled)
+        """What Optuna's trial holds as ``relative_params``: the params its sampler chose jointly
+        (``sample_relative``, e.g. TPE ``multivariate=True`` or CMA-ES) when the coordinator
+        asked for the trial; empty for samplers that sample each param on its own."""
+        return dict(self._relative)
 
     @property
     def distributions(self) -> dict[str, Any]:
