@@ -19,6 +19,21 @@ if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))  # so workers can import tests/_objectives.py as `_objectives`
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--soak", action="store_true", help="also run the soak tests (many minutes)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Soak tests run only when asked for, so the plain ``python -m pytest`` stays the whole suite
+    minus them and ``-m 'not slow'`` still means what it says."""
+    if config.getoption("--soak"):
+        return
+    skip = pytest.mark.skip(reason="soak test: run with --soak")
+    for item in items:
+        if "soak" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def environment_kept():
     """Each test gets the environment the one before it started with: MLflow's

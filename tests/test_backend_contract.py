@@ -54,7 +54,7 @@ BACKENDS: dict[str, tuple[Callable[..., Backend], bool]] = {
 CANCEL_BOUND_S = 5.0
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+@pytest.fixture(params=[pytest.param(k, marks=pytest.mark.slow) if k.startswith("dask") else k for k in sorted(BACKENDS)])
 def kind(request) -> str:
     return request.param
 

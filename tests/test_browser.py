@@ -22,7 +22,7 @@ import psutil
 import pytest
 from playwright.sync_api import sync_playwright
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 ROOT = Path(__file__).resolve().parent.parent
 GRID = ROOT / "configs" / "digits_svc_grid.yaml"
 CHROMIUM = "/usr/bin/chromium"

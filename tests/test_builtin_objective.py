@@ -46,6 +46,7 @@ def test_cv_score_equals_cross_val_score():
         assert sorted(trial.intermediate_values) == [0, 1, 2]  # one report per fold
 
 
+@pytest.mark.slow
 def test_per_fold_pruning_saves_folds():
     def folds_run(pruner):
         study = sweeper.optimize(

@@ -33,6 +33,7 @@ def load_study(cwd: Path, name: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=journal_storage(cwd / ".sweeper" / name))
 
 
+@pytest.mark.slow
 def test_grid_sweep_covers_every_point_once_and_logs_to_mlflow(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     done = sweeper_cli("run", str(GRID), "--n-jobs", "2", "--tracking-uri", uri, cwd=tmp_path)

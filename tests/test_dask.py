@@ -45,7 +45,7 @@ from sweeper.workers.messages import (  # noqa: E402
     WorkerReady,
 )
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 DASK = str(Path(sys.executable).parent / "dask")
 

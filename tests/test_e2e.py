@@ -104,6 +104,7 @@ def test_no_processes_left_after_a_sweep():
     assert wait_no_leftovers() == []
 
 
+@pytest.mark.slow
 def test_plain_mlflow_calls_in_the_objective_land_in_its_child_run(tracking_uri, experiment, client):
     study = sweeper.optimize(
         "_mlflow_objectives:uses_mlflow_directly", n_trials=4, n_jobs=2, tracking_uri=tracking_uri,

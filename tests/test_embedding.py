@@ -94,6 +94,7 @@ def test_in_process_mode_keeps_the_same_mlflow_records(tracking_uri, experiment,
     assert {r.data.tags["sweeper.state"] for r in runs} <= {"complete", "pruned"}
 
 
+@pytest.mark.slow
 def test_partial_fit_config_reports_every_epoch(tmp_path, monkeypatch, tracking_uri):
     monkeypatch.chdir(tmp_path)
     config = tmp_path / "sgd.yaml"

@@ -135,6 +135,7 @@ def test_a_script_without_a_main_guard_works_and_records_one_sweep(start_method,
     assert len(runs) == 5  # one parent, four children: nothing more
 
 
+@pytest.mark.slow
 def test_an_optuna_style_callable_class_script_changed_by_one_line(tmp_path):
     """The shape of optuna-examples' sklearn/sklearn_additional_args.py: a callable class holding
     the dataset, cross_val_score(n_jobs=-1) inside; only study.optimize became sweeper.optimize."""

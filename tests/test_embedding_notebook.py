@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import children_runs
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 NOTEBOOK = Path(__file__).parent / "notebooks" / "sweep.ipynb"
 
 

@@ -72,6 +72,7 @@ def test_trial_study_is_read_only():
         view.set_user_attr("k", 1)
 
 
+@pytest.mark.slow
 def test_lightgbm_pruning_callback_works_unchanged_inside_a_sweeper_objective():
     pytest.importorskip("lightgbm")
     rounds = 12

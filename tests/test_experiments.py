@@ -64,6 +64,7 @@ def sweep_runs(uri: str, experiment: str):
     return client, parent, children
 
 
+@pytest.mark.slow
 def test_optuna_one_line_logs_a_parent_and_a_child_per_trial(tmp_path):
     stdout, uri = run_script("optuna_one_line", tmp_path, "--n-trials", "6")
 
@@ -83,6 +84,7 @@ def test_optuna_one_line_logs_a_parent_and_a_child_per_trial(tmp_path):
         }
 
 
+@pytest.mark.slow
 def test_sgd_partial_fit_pruning_prunes_trials_and_tags_them(tmp_path):
     epochs = 10
     stdout, uri = run_script(
@@ -104,6 +106,7 @@ def test_sgd_partial_fit_pruning_prunes_trials_and_tags_them(tmp_path):
     assert f"epochs run: {total} of {12 * epochs}" in stdout
 
 
+@pytest.mark.slow
 def test_custom_loop_attaches_its_plot_and_epoch_metrics_to_each_child(tmp_path):
     epochs = 5
     stdout, uri = run_script("custom_loop_artifact", tmp_path, "--n-trials", "4", "--epochs", str(epochs))
@@ -122,6 +125,7 @@ def test_custom_loop_attaches_its_plot_and_epoch_metrics_to_each_child(tmp_path)
     assert "best validation loss:" in stdout
 
 
+@pytest.mark.slow
 def test_multi_objective_logs_both_metrics_and_prints_the_pareto_front(tmp_path):
     stdout, uri = run_script("multi_objective", tmp_path, "--n-trials", "6")
 

@@ -25,7 +25,7 @@ from conftest import ROOT, TESTS, children_runs
 
 from sweeper.tracking.records import mlflow_status
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 N_TRIALS = 6
 CRASH_EXIT = 86
 DRIVER = """

@@ -20,7 +20,7 @@ Not applicable, by design:
   B27 MLflow async logging: sweeper writes synchronously from its own writer thread.
   C34 PDEATHSIG thread gotcha: workers use a coordinator-pid watchdog instead of PDEATHSIG.
   A12 "result too large": a result is floats only, converted in the worker; nothing else returns.
-F48 soak: a short version runs by default; the 5,000-trial one is marked slow (pytest -m slow).
+F48 soak: a short version runs by default; the 5,000-trial one is marked soak (pytest --soak).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from conftest import TESTS, children_runs, wait_no_leftovers
 import sweeper
 from sweeper.engine.study import journal_storage
 
-pytestmark = pytest.mark.timeout(150)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
 COMPLETE, FAIL = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL
 
 
@@ -513,7 +513,7 @@ def test_soak_short(tracking_uri, experiment):
     assert me.num_threads() <= threads + 1
 
 
-@pytest.mark.slow
+@pytest.mark.soak
 @pytest.mark.timeout(1800)
 def test_soak_long(tracking_uri, experiment):
     me = psutil.Process()

@@ -126,6 +126,7 @@ def test_the_importances_plot_shows_the_importances_it_is_given(tmp_path, monkey
     assert {"param_importances.png", "parallel_coordinate.png", "slice.png", "contour.png"} <= written
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform != "linux", reason="plots are drawn in a forked child only on Linux")
 def test_plots_are_drawn_by_a_forked_child_in_a_single_threaded_process(tmp_path):
     """As the CLI's report does (it forks before mlflow is imported): the child draws every plot
@@ -456,6 +457,7 @@ def test_a_report_is_written_once_per_state_of_the_study(reported, monkeypatch, 
     assert capsys.readouterr().err == ""
 
 
+@pytest.mark.slow
 def test_a_report_cut_short_is_not_marked_and_the_next_run_writes_it(reported, monkeypatch, capsys):
     def killed(*args, **kwargs):
         raise KeyboardInterrupt

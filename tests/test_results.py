@@ -435,6 +435,7 @@ def test_ls_status_export_on_the_finished_real_sweep(grid_sweep, capsys, tmp_pat
     assert code == 0 and len(list(csv.DictReader((tmp_path / "t.csv").open()))) == 4
 
 
+@pytest.mark.slow
 def test_resuming_rewrites_the_report_and_keeps_one_best_model(grid_sweep, capsys, tmp_path):
     """Last of the grid tests: it adds two trials to the shared sweep."""
     uri, client, parent_id = grid_sweep.uri, grid_sweep.client, grid_sweep.parent.info.run_id
@@ -480,6 +481,7 @@ def objective(trial):
 """
 
 
+@pytest.mark.slow
 def test_verbs_follow_a_running_multi_objective_sweep(tmp_path, capsys):
     (tmp_path / "slowobj.py").write_text(SLOW_OBJECTIVE)
     config = tmp_path / "mo.yaml"

@@ -13,7 +13,10 @@ import threading
 from pathlib import Path
 
 import psutil
+import pytest
 from conftest import ROOT, TESTS
+
+pytestmark = pytest.mark.slow
 
 SECRET = "TopS3cretPW"
 

@@ -21,7 +21,7 @@ from optuna.storages.journal import JournalFileBackend
 
 from sweeper.engine.study import Totals, directions_maximize
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 TESTS = Path(__file__).resolve().parent
 N_TRIALS = 8
 

@@ -28,6 +28,7 @@ def config(tmp_path: Path, n_trials: int) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_killed_sweeps_sockets_are_removed_by_the_next_run(tmp_path):
     import shutil
     import tempfile

@@ -17,7 +17,7 @@ import pytest
 from sweeper.engine.study import SweepLock, lock_holder, read_pid
 from sweeper.errors import SweeperError
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 ROUNDS = 300
 CONTENDERS = 3
 

@@ -18,7 +18,7 @@ import sweeper
 from sweeper.ui import free_port, server_command, server_env, stop
 from sweeper.api import run_config
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 COMPLETE = optuna.trial.TrialState.COMPLETE
 
 

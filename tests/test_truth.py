@@ -147,6 +147,7 @@ def check_parent_run(cwd: Path, want: dict[str, Any], status: str, outcome: str)
 # --- the lifecycle ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_every_view_agrees_with_the_study_through_ctrl_c_kill_and_resume(tmp_path):
     (tmp_path / "lifeobj.py").write_text(OBJECTIVE)
     config = tmp_path / f"{NAME}.yaml"
@@ -208,6 +209,7 @@ def test_every_view_agrees_with_the_study_through_ctrl_c_kill_and_resume(tmp_pat
 # --- one definition of best, on ties -----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_ties_finishing_out_of_order_name_the_same_best_trial_everywhere(tmp_path):
     """Every configuration scores the same; trials finish in an order their delays choose, not
     by number. Optuna's best_trial (ties to the lower number on a journal) is the best trial of

@@ -18,7 +18,7 @@ from test_reliability import Sweep, config
 
 import sweeper
 
-pytestmark = pytest.mark.timeout(150)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
 #: How long after the end (or the coordinator's SIGKILL) every marked process must be gone.
 GONE_WITHIN_S = 5.0
 
