@@ -37,6 +37,7 @@ BENCHMARKS = {
     "b5_startup": "B5 CLI imports and start-up",
     "b6_scaling": "B6 per-trial coordinator cost, n_jobs scaling",
     "b7_dask": "B7 Dask cluster (1 and 2 workers) vs local backend / Optuna on PostgreSQL / Ray Tune",
+    "b8_report": "B8 the end-of-sweep report at 100, 1,000 and 3,000 trials",
 }
 
 
