@@ -15,6 +15,7 @@ The backend contract suite (``test_backend_contract.py``) runs the Dask backend 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -29,6 +30,7 @@ from typing import Any
 import pytest
 import yaml
 from conftest import ROOT, TESTS, children_runs
+from test_backend_contract import drive as contract_drive
 
 import sweeper
 from sweeper.engine.study import ERROR_ATTR, FAIL_REASON_ATTR
@@ -387,17 +389,8 @@ def test_a_killed_scheduler_is_one_error_and_the_sweep_resumes(tmp_path, own_clu
 # --- the backend, driven directly ---------------------------------------------------------------------
 
 
-def drive(backend: DaskBackend, until: Any, timeout_s: float = 60.0) -> list[Any]:
-    seen = []
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        message = backend.receive(0.1)
-        if message is None:
-            continue
-        seen.append(message)
-        if until(message):
-            return seen
-    raise AssertionError(f"nothing matched within {timeout_s}s; saw {seen}")
+#: the contract suite's driver, with time for a cluster's workers to come up
+drive = functools.partial(contract_drive, timeout_s=60.0)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""What a sweep must survive (shared/RELIABILITY.md): killing, resuming, interrupting, retrying,
+"""What a sweep must survive: killing, resuming, interrupting, retrying,
 recycling, hostile input and secrets. Process tests drive the real CLI with a real process
 group, a real journal and a real MLflow store.
 
