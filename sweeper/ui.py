@@ -159,7 +159,9 @@ def serve(target: UiTarget, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT
         guarded(server_command(host, port)), stdin=subprocess.DEVNULL,
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=server_env(target.tracking_uri),
     )
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    # Ctrl-C stops us whatever we inherited: a script's background job starts with SIGINT
+    # ignored, and Python then never turns it into KeyboardInterrupt.
+    previous = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     clean = False
     try:
         _wait_until_up(process, base, start_timeout_s, Path(log.name))
@@ -177,7 +179,8 @@ def serve(target: UiTarget, *, host: str = "127.0.0.1", port: int = DEFAULT_PORT
         return 0
     finally:
         stop(process)
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         log.close()
         if clean:
             Path(log.name).unlink(missing_ok=True)  # kept when something went wrong

@@ -41,10 +41,12 @@ def free_port() -> int:
 class UiProcess:
     """``sweeper ui`` in its own session; its stdout read by a thread (bounded waits only)."""
 
-    def __init__(self, args: list[str], cwd: Path) -> None:
+    def __init__(self, args: list[str], cwd: Path, *, sigint_ignored: bool = False) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "sweeper", "ui", *args], cwd=cwd, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            # what `sweeper ui &` in a script gets: SIGINT ignored, and so inherited
+            preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None,
         )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -170,5 +172,22 @@ def test_a_killed_sweeper_ui_takes_its_mlflow_server_with_it(swept):
         assert alive == [], [p.cmdline() for p in alive]
         with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), timeout=5):
             pass
+    finally:
+        ui.kill()
+
+
+def test_ctrl_c_stops_sweeper_ui_started_with_sigint_ignored(swept):
+    """A script's background job (``sweeper ui ... &``) starts with SIGINT ignored; the SIGINT
+    a user or a supervisor sends still stops it and its server, with status 0."""
+    port = free_port()
+    ui = UiProcess(["digits_svc_grid", "--port", str(port)], cwd=swept, sigint_ignored=True)
+    try:
+        ui.wait_for("press Ctrl-C to stop", timeout_s=120)
+        os.kill(ui.process.pid, signal.SIGINT)
+        assert ui.process.wait(timeout=30) == 0, "\n".join(ui.lines)
+        deadline = time.monotonic() + 10
+        while ui.group_alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not ui.group_alive(), "MLflow server processes outlived `sweeper ui`"
     finally:
         ui.kill()
