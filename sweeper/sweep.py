@@ -12,7 +12,6 @@ worker starts. Heavy libraries are imported inside functions.
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import json
 import logging
 import os
@@ -566,8 +565,4 @@ def _config_yaml(cfg: SweepConfig) -> str:
     import yaml
 
     return str(yaml.safe_dump(cfg.as_dict(redact=True), sort_keys=False))
-
-
-def default_name() -> str:
-    return "sweep-" + _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
 

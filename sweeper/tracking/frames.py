@@ -87,7 +87,6 @@ class Opened:
     error: str | None = None
     run_ids: dict[int, str] = dataclasses.field(default_factory=dict)  # every child run it knows
     repaired: tuple[str, ...] = ()  # what reconciling changed, for people
-    store: str = ""  # which way it writes: "direct sqlite" or "MLflow client"
 
 
 @dataclass(frozen=True, slots=True)

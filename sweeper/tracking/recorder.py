@@ -82,7 +82,6 @@ class MlflowRecorder:
         self._writer = WriterProcess()
         self.parent_run_id: str | None = None
         self.experiment_id: str | None = None
-        self.store_kind = ""
         self.run_ids: dict[int, str] = {}
         self.repaired: list[str] = []
         self.failures: list[str] = []
@@ -254,7 +253,6 @@ class MlflowRecorder:
                 self.parent_run_id, self.experiment_id = frame.parent_run_id, frame.experiment_id
                 self.run_ids.update(frame.run_ids)
                 self.repaired = list(frame.repaired)
-                self.store_kind = frame.store
             elif isinstance(frame, Closed):
                 self.failures.extend(frame.failures)
                 self._assigned.update(frame.run_ids)

@@ -101,14 +101,15 @@ class Writer:
             repaired = self._open()
         except Exception as exc:  # noqa: BLE001 - reported as one error, whole
             self._release()
-            return Opened(None, None, error=describe(exc), store=self.store.kind if self.store else "")
+            return Opened(None, None, error=describe(exc))
         assert self.store is not None
-        return Opened(self.parent_run_id, self.experiment_id, None, dict(self.runs), tuple(repaired), self.store.kind)
+        return Opened(self.parent_run_id, self.experiment_id, None, dict(self.runs), tuple(repaired))
 
     def _open(self) -> list[str]:
         spec = self.spec
         self._hold_writer_lock()
         self.store = open_store(spec.uri, spec.direct_sqlite)
+        _log.debug("store open; writes go through %s", self.store.kind)
         location = artifact_location(spec.uri, spec.experiment)
         # "custom_model_development" makes MLflow 3's UI open the runs table, not its GenAI view
         kind = {"mlflow.experimentKind": "custom_model_development"}

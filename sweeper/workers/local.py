@@ -130,7 +130,6 @@ class LocalBackend:
         self._kill_at: dict[int, float] = {}  # cancelled slots: when SIGTERM becomes SIGKILL
         self._cancelled: set[int] = set()
         self._unready_deaths: dict[int, int] = {}  # slot -> deaths in a row before WorkerReady
-        self._given_up: set[int] = set()
         self._publication = Publication()
         self._scratch_given = scratch_dir
         self._scratch: str | None = None  # each slot's captured output, read here if its worker dies
@@ -276,8 +275,6 @@ class LocalBackend:
             self._received.append(WorkerLost(worker_id, reason, replaced, output))
             if replaced:
                 self._spawn(worker_id)
-            else:
-                self._given_up.add(worker_id)
 
     def cancel(self, worker_id: int, grace_s: float) -> None:
         if worker_id not in self._processes:

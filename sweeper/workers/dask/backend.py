@@ -86,7 +86,6 @@ class _Slot:
     losing: bool = False  # a "lost" mark is on its way through the outbox
     checked: asyncio.Future[dict[str, Any]] | None = None
     unready_deaths: int = 0
-    given_up: bool = False
     placing: bool = False
 
 
@@ -393,7 +392,6 @@ class DaskBackend:
                                    "worker process of its own: start more, or give fewer n_jobs)",
                                    state.slot, waited, self.address)
                 if waited > PLACE_GIVE_UP_S:  # never a sweep that waits forever for a cluster that shrank
-                    state.given_up = True
                     self._received.put(WorkerLost(state.slot, f"no Dask worker was free at {self.address} for "
                                                               f"{PLACE_GIVE_UP_S:.0f}s", replaced=False))
                     return False
@@ -602,8 +600,6 @@ class DaskBackend:
         self._received.put(WorkerLost(state.slot, reason, replaced))
         if replaced:
             self._spawn(self._place(state))
-        else:
-            state.given_up = True
 
     def _retire(self, state: _Slot) -> None:
         """Let go of an incarnation: its task, inbox and data on the cluster."""
